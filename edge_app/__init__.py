@@ -1,0 +1,1 @@
+"""The light edge core: numpy, OpenCV and a small runtime (LiteRT or ONNX Runtime). No TensorFlow."""

@@ -1,0 +1,172 @@
+"""One `Classifier` interface, a backend per runtime: LiteRT/TFLite for .tflite, ONNX Runtime for .onnx.
+
+Every backend takes MNIST-style digits from `preprocess.to_mnist_input` ((n, 28, 28) uint8) and
+returns probabilities ((n, 10) float32). Quantization scale and zero point come from the model file
+itself, never from constants, so a float model and an int8 model are used the same way. (A Keras
+backend for baselines lives in `train.keras_classifier`: the edge core never imports Keras.)
+"""
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_app.preprocess import to_model_batch
+
+
+class ModelError(RuntimeError):
+    """A model file that cannot be used: missing, corrupt, wrong format, or no runtime installed for it."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    digit: int
+    confidence: float  # softmax probability of `digit`, in [0, 1]
+    top3: tuple[tuple[int, float], ...]  # (digit, probability), most likely first
+
+
+def predictions_from_probabilities(probabilities: np.ndarray) -> list[Prediction]:
+    """(n, 10) probabilities -> n Predictions."""
+    results = []
+    for row in np.asarray(probabilities, np.float32):
+        best = np.argsort(row)[::-1][:3]
+        results.append(Prediction(int(best[0]), float(row[best[0]]),
+                                  tuple((int(d), float(row[d])) for d in best)))
+    return results
+
+
+class Classifier(ABC):
+    """A loaded model. Subclasses implement `_forward` on a prepared float batch."""
+
+    runtime: str = "?"  # the package that runs the model, e.g. "ai_edge_litert", "onnxruntime"
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @abstractmethod
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        """(n, 28, 28, 1) float32 in [0, 1] -> (n, 10) float32 probabilities."""
+
+    def probabilities(self, digits: np.ndarray) -> np.ndarray:
+        """(n, 28, 28) or (28, 28) uint8 MNIST-style digits -> (n, 10) float32 probabilities."""
+        batch = to_model_batch(digits)
+        if len(batch) == 0:
+            return np.zeros((0, 10), np.float32)
+        return self._forward(batch)
+
+    def predict(self, digits: np.ndarray) -> list[Prediction]:
+        return predictions_from_probabilities(self.probabilities(digits))
+
+    def describe(self) -> str:
+        return f"{self.path.name} ({self.runtime})"
+
+
+def _tflite_interpreter_class():
+    """The TFLite interpreter of the lightest runtime installed: LiteRT, then tflite-runtime, then TF."""
+    for module_name in ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"):
+        try:
+            return importlib.import_module(module_name).Interpreter, module_name.split(".")[0]
+        except ImportError:
+            continue
+    try:
+        # Last resort on a machine that has TensorFlow but neither light runtime (never on the edge install).
+        return importlib.import_module("tensorflow").lite.Interpreter, "tensorflow.lite"
+    except ImportError:
+        raise ModelError("no TFLite runtime is installed: pip install ai-edge-litert "
+                         "(or tflite-runtime with numpy<2 on older Pi setups)") from None
+
+
+class TFLiteClassifier(Classifier):
+    """A .tflite model through LiteRT. int8 models are quantized/dequantized with the model's own parameters."""
+
+    def __init__(self, path: Path, threads: int | None = None):
+        super().__init__(path)
+        interpreter_class, self.runtime = _tflite_interpreter_class()
+        try:
+            self.interpreter = interpreter_class(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as error:
+            raise ModelError(f"{path} is not a valid TFLite model ({str(error).splitlines()[0]}): "
+                             "re-export it with `digits export`") from None
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.batch_size = int(self.input["shape"][0])
+
+    @property
+    def input_dtype(self) -> str:
+        return np.dtype(self.input["dtype"]).name
+
+    def _resize_batch(self, n: int) -> None:
+        # Resizing re-plans the graph, so it happens only when the batch size changes, not per call.
+        if n != self.batch_size:
+            self.interpreter.resize_tensor_input(self.input["index"], [n, 28, 28, 1])
+            self.interpreter.allocate_tensors()
+            self.input = self.interpreter.get_input_details()[0]
+            self.output = self.interpreter.get_output_details()[0]
+            self.batch_size = n
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        self._resize_batch(len(batch))
+        scale, zero_point = self.input["quantization"]
+        dtype = self.input["dtype"]
+        if scale:  # quantized input: q = x / scale + zero_point
+            info = np.iinfo(dtype)
+            batch = np.clip(np.round(batch / scale + zero_point), info.min, info.max)
+        self.interpreter.set_tensor(self.input["index"], batch.astype(dtype))
+        self.interpreter.invoke()
+        raw = self.interpreter.get_tensor(self.output["index"])
+        out_scale, out_zero_point = self.output["quantization"]
+        if out_scale:
+            return ((raw.astype(np.float32) - out_zero_point) * out_scale).astype(np.float32)
+        return raw.astype(np.float32)
+
+
+class OnnxClassifier(Classifier):
+    """An .onnx model through ONNX Runtime (float or QDQ int8; the graph takes float input either way)."""
+
+    runtime = "onnxruntime"
+
+    def __init__(self, path: Path, threads: int | None = None):
+        super().__init__(path)
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ModelError("ONNX Runtime is not installed: pip install onnxruntime") from None
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own exception types for corrupt files
+            raise ModelError(f"{path} is not a valid ONNX model ({str(error).splitlines()[0][:120]}): "
+                             "re-export it with `digits export`") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+
+    input_dtype = "float32"
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch})[0].astype(np.float32)
+
+
+# suffix -> backend; the one table that maps a model file to its runtime.
+BACKENDS: dict[str, type[Classifier]] = {".tflite": TFLiteClassifier, ".onnx": OnnxClassifier}
+
+
+def load_classifier(path: str | Path, threads: int | None = None) -> Classifier:
+    """Open a .tflite or .onnx model with the matching runtime; ModelError with a usable message otherwise."""
+    path = Path(path)
+    backend = BACKENDS.get(path.suffix.lower())
+    if backend is None:
+        raise ModelError(f"{path}: unknown model format {path.suffix!r}; use a .tflite or .onnx file "
+                         "(export one with `digits export`)")
+    if not path.is_file():
+        raise ModelError(f"model file {path} not found: pass --model PATH or export one with `digits export`")
+    if path.stat().st_size == 0:
+        raise ModelError(f"model file {path} is empty: re-export it with `digits export`")
+    return backend(path, threads=threads)

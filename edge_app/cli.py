@@ -1,0 +1,61 @@
+"""`digits`: one command, a subcommand per job.
+
+The table below is the one place that names the packages behind each subcommand, by string, so a
+subcommand's package is imported only when it runs: `digits predict` and `digits run` never load
+TensorFlow, and a Raspberry Pi without it can use every edge subcommand.
+"""
+from __future__ import annotations
+
+import importlib
+import shlex
+import sys
+
+# name -> (module with `add_arguments(parser)` and `main(args) -> int`, one-line help)
+SUBCOMMANDS = {
+    "train": ("train.cli", "train a CNN (or the MLP baseline) on MNIST [needs the 'train' extra]"),
+    "export": ("export.cli", "export a .keras model to TFLite float32/int8 and ONNX, verified [needs 'train']"),
+    "predict": ("edge_app.predict", "read digits from image files with a .tflite or .onnx model"),
+    "run": ("edge_app.run", "read digits live from a webcam, video, images or Picamera2"),
+    "draw": ("edge_app.draw", "draw a digit with the mouse and watch the model read it"),
+    "bench": ("export.bench", "benchmark the models: latency, throughput, size, accuracy"),
+}
+
+
+def _build_parser(argv: list[str]):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="digits", description="Handwritten-digit recognition for edge devices.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in SUBCOMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in SUBCOMMANDS:
+        parser = _build_parser(argv)
+        if argv and argv[0] not in ("-h", "--help"):
+            parser.error(f"unknown command {argv[0]!r}: choose one of {', '.join(SUBCOMMANDS)}")
+        parser.print_help()
+        return 0 if argv else 2
+    name = argv[0]
+    module_name, help_text = SUBCOMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        print(f"digits {name}: missing package {error.name!r}; install it, e.g. pip install '.[train]'",
+              file=sys.stderr)
+        return 2
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"digits {name}", description=help_text,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    args.command_line = shlex.join(["digits", *argv])  # recorded in reports and the manifest
+    return int(module.main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

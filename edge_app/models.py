@@ -1,0 +1,29 @@
+"""Where the shipped models live, and the manifest that describes them."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+MODEL_ENV_VAR = "DIGITS_MODEL"
+DEFAULT_MODEL_NAME = "cnn_int8.tflite"  # the edge default: full-integer int8, smallest and fastest
+MANIFEST_NAME = "manifest.json"
+
+
+def models_dir() -> Path:
+    """The project's models/ folder: beside the packages in a checkout, else ./models."""
+    beside_package = Path(__file__).resolve().parent.parent / "models"
+    return beside_package if beside_package.is_dir() else Path.cwd() / "models"
+
+
+def default_model_path() -> Path:
+    """$DIGITS_MODEL if set, else the shipped int8 TFLite model."""
+    chosen = os.environ.get(MODEL_ENV_VAR)
+    return Path(chosen) if chosen else models_dir() / DEFAULT_MODEL_NAME
+
+
+def read_manifest(folder: Path | None = None) -> dict:
+    path = (folder or models_dir()) / MANIFEST_NAME
+    if not path.is_file():
+        return {"artifacts": {}}
+    return json.loads(path.read_text())

@@ -1,0 +1,58 @@
+"""Augmentation that makes an MNIST model hold up on other writers, pens, photos and scans.
+
+Pure numpy/OpenCV on (n, 28, 28) uint8 batches, so it runs the same under any Keras backend.
+Magnitudes are modest on purpose: `to_mnist_input` already normalises size and position at
+inference, so the model only has to tolerate what that normalisation leaves over (a slightly off
+box, a tilted or sheared digit, another pen's stroke width, camera blur and sensor noise).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    max_rotation_deg: float = 12.0
+    max_shift_px: float = 2.0
+    scale_range: tuple[float, float] = (0.9, 1.1)
+    max_shear: float = 0.2  # x-shift per unit of y, as in slanted handwriting
+    thickness_prob: float = 0.3  # chance of one erode or dilate step (thinner or thicker pen)
+    blur_prob: float = 0.2
+    max_blur_sigma: float = 1.0  # pixels
+    noise_prob: float = 0.2
+    max_noise_std: float = 12.0  # grey levels
+
+
+def random_affine(rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
+    """A 2x3 matrix: rotation, scale and shear about the image centre, then a shift."""
+    angle = np.deg2rad(rng.uniform(-cfg.max_rotation_deg, cfg.max_rotation_deg))
+    scale = rng.uniform(*cfg.scale_range)
+    shear = rng.uniform(-cfg.max_shear, cfg.max_shear)
+    rotate = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    linear = scale * rotate @ np.array([[1.0, shear], [0.0, 1.0]])
+    centre = np.array([13.5, 13.5])
+    shift = rng.uniform(-cfg.max_shift_px, cfg.max_shift_px, size=2)
+    offset = centre - linear @ centre + shift
+    return np.hstack([linear, offset[:, None]]).astype(np.float32)
+
+
+def augment_digit(digit: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
+    """(28, 28) uint8 -> (28, 28) uint8, one random variation of the digit."""
+    out = cv2.warpAffine(digit, random_affine(rng, cfg), (28, 28), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if rng.random() < cfg.thickness_prob:
+        kernel = np.ones((2, 2), np.uint8)
+        out = cv2.dilate(out, kernel) if rng.random() < 0.5 else cv2.erode(out, kernel)
+    if rng.random() < cfg.blur_prob:
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.3, cfg.max_blur_sigma))
+    if rng.random() < cfg.noise_prob:
+        noise = rng.normal(0.0, rng.uniform(1.0, cfg.max_noise_std), out.shape)
+        out = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    return out
+
+
+def augment_batch(digits: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
+    return np.stack([augment_digit(d, rng, cfg) for d in digits])
