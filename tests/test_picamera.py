@@ -1,0 +1,122 @@
+"""`edge_app.picamera` with a fake `picamera2` module: no Pi, no camera, no libcamera needed."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from edge_app.picamera import PicameraError, PicameraSource
+
+
+class FakePicamera2:
+    """Mimics the calls PicameraSource makes; 'RGB888' frames are B, G, R in memory as on a real Pi."""
+
+    instances: list["FakePicamera2"] = []
+
+    def __init__(self, camera_num=0):
+        self.camera_num = camera_num
+        self.config = None
+        self.started = self.closed = False
+        FakePicamera2.instances.append(self)
+
+    def create_preview_configuration(self, main=None, **_):
+        return {"main": dict(main or {})}
+
+    def configure(self, config):
+        self.config = config
+
+    def start(self):
+        self.started = True
+
+    def capture_array(self, stream="main"):
+        assert self.started and not self.closed, "captured from a camera that is not running"
+        width, height = self.config["main"]["size"]
+        frame = np.zeros((height, width, 3), np.uint8)
+        frame[:, :, 2] = 255  # a pure red scene: R is the third byte of 'RGB888'
+        return frame
+
+    def stop(self):
+        self.started = False
+
+    def close(self):
+        self.closed = True
+
+
+class BrokenPicamera2(FakePicamera2):
+    def start(self):
+        raise RuntimeError("Failed to acquire camera: Device or resource busy")
+
+
+@pytest.fixture
+def fake_picamera2(monkeypatch):
+    FakePicamera2.instances = []
+    module = types.ModuleType("picamera2")
+    module.Picamera2 = FakePicamera2
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    return module
+
+
+def test_frames_are_opencv_bgr_of_the_requested_size(fake_picamera2):
+    import cv2
+
+    with PicameraSource(width=320, height=240) as source:
+        frame = source.read()
+    camera = FakePicamera2.instances[0]
+    assert camera.config["main"] == {"size": (320, 240), "format": "RGB888"}
+    assert frame.shape == (240, 320, 3) and frame.dtype == np.uint8 and frame.flags.c_contiguous
+    # OpenCV reads the red scene as red: the frame needs no channel swap before the shared pipeline.
+    hue, saturation, _ = cv2.cvtColor(frame[:1, :1], cv2.COLOR_BGR2HSV)[0, 0]
+    assert hue == 0 and saturation == 255
+
+
+def test_leaving_the_block_stops_and_releases_the_camera_even_on_error(fake_picamera2):
+    with pytest.raises(KeyError):
+        with PicameraSource() as source:
+            source.read()
+            raise KeyError("the loop failed")
+    camera = FakePicamera2.instances[0]
+    assert camera.closed and not camera.started
+    assert source.read() is None
+    source.close()  # a second close is harmless
+
+
+def test_camera_that_fails_to_start_gives_one_actionable_line_and_is_released(fake_picamera2):
+    fake_picamera2.Picamera2 = BrokenPicamera2
+    with pytest.raises(PicameraError, match="cannot open CSI camera 0.*resource busy") as caught:
+        PicameraSource()
+    assert "\n" not in str(caught.value)
+    assert FakePicamera2.instances[0].closed
+
+
+def test_missing_picamera2_names_the_apt_package_and_the_venv_flag(monkeypatch):
+    monkeypatch.setitem(sys.modules, "picamera2", None)  # makes `import picamera2` fail as if absent
+    with pytest.raises(PicameraError) as caught:
+        PicameraSource()
+    message = str(caught.value)
+    assert "sudo apt install python3-picamera2" in message and "--system-site-packages" in message
+    assert "\n" not in message
+
+
+def test_numpy_abi_clash_is_told_apart_from_a_missing_package(monkeypatch):
+    class ImportRaisesValueError(types.ModuleType):
+        def __getattr__(self, name):
+            raise ValueError("numpy.dtype size changed, may indicate binary incompatibility")
+
+    monkeypatch.setitem(sys.modules, "picamera2", ImportRaisesValueError("picamera2"))
+    with pytest.raises(PicameraError, match=r"numpy<2"):
+        PicameraSource()
+
+
+def test_importing_the_module_does_not_import_picamera2():
+    # Only creating a source imports picamera2, so `digits run --source webcam` never needs it.
+    code = "import sys, edge_app.picamera; print('picamera2' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_rejects_a_nonsense_size(fake_picamera2):
+    with pytest.raises(ValueError, match="0x480"):
+        PicameraSource(width=0, height=480)
