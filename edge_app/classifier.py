@@ -7,7 +7,10 @@ backend for baselines lives in `train.keras_classifier`: the edge core never imp
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +67,21 @@ class Classifier(ABC):
         return f"{self.path.name} ({self.runtime})"
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Hide what the runtime's C++ core prints on stderr (e.g. "INFO: Created TensorFlow Lite XNNPACK
+    delegate"), so a command's stderr holds only its own one-line messages."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _tflite_interpreter_class():
     """The TFLite interpreter of the lightest runtime installed: LiteRT, then tflite-runtime, then TF."""
     for module_name in ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"):
@@ -86,8 +104,9 @@ class TFLiteClassifier(Classifier):
         super().__init__(path)
         interpreter_class, self.runtime = _tflite_interpreter_class()
         try:
-            self.interpreter = interpreter_class(model_path=str(path), num_threads=threads)
-            self.interpreter.allocate_tensors()
+            with _native_stderr_silenced():
+                self.interpreter = interpreter_class(model_path=str(path), num_threads=threads)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise ModelError(f"{path} is not a valid TFLite model ({str(error).splitlines()[0]}): "
                              "re-export it with `digits export`") from None

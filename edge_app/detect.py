@@ -1,0 +1,224 @@
+"""Find the handwritten digits in a camera frame: pure functions from a frame to boxes and crops.
+
+Detection runs on a small grayscale copy of the frame (the longer side DETECT_SIZE px), so its cost
+does not grow with the camera resolution, and every threshold is relative to that copy's size, not
+a pixel count. Ink is whatever is darker than its neighbourhood (an adaptive threshold, which
+shrugs off uneven light and shadows). A blob of ink counts as a digit when its size, aspect and ink
+fill look like a written digit, it does not touch the frame border, and it sits on plain paper: the
+ring around it is light and even. That last test is what rejects the card's own edge, the fingers
+holding it and the clutter behind it. Crops come from the full-resolution frame, with other ink
+(a neighbouring digit, the card edge) painted over with the paper's colour, so that
+`preprocess.to_mnist_input` sees one digit alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge_app.preprocess import to_grayscale
+
+DETECT_SIZE = 320  # px, the longer side of the working copy
+MIN_FRAME_SIZE = 16  # px; anything smaller cannot show a readable digit
+# Ink: darker than the local mean (a window of this share of the working height) by this many levels.
+BLOCK_SHARE = 0.12
+INK_OFFSET = 12
+# What a digit looks like, relative to the working copy's height (H).
+MIN_HEIGHT_SHARE, MAX_HEIGHT_SHARE = 0.06, 0.6
+MIN_ASPECT, MAX_ASPECT = 0.08, 1.4  # width / height of the ink box
+MIN_FILL, MAX_FILL = 0.08, 0.6  # ink pixels / ink-box area
+MIN_SPECK_SHARE = 0.0004  # components smaller than this share of the frame area are noise, ignored
+# The paper around a digit (a ring as wide as this share of the digit height).
+RING_SHARE = 0.25
+MIN_PAPER_SHARE = 0.75  # of the ring that must be free of ink
+MAX_PAPER_SPREAD = 0.35  # (p90 - p10) of the paper, as a share of the paper-to-ink contrast
+MIN_INK_CONTRAST = 40  # grey levels between paper and ink
+CROP_PAD_SHARE = 0.2  # the crop's margin around the ink, as a share of its longer side
+MAX_DIGITS = 8  # more candidates than this in one frame is clutter, not a number
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle in frame pixels."""
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def as_list(self) -> list[int]:
+        return [self.x, self.y, self.w, self.h]
+
+
+@dataclass(frozen=True, eq=False)
+class DigitRegion:
+    box: Box  # the crop: the ink box with a margin, clamped to the frame (frame pixels)
+    crop: np.ndarray  # (box.h, box.w) uint8 grayscale; other ink inside the box painted the paper's colour
+
+
+def _working_copy(gray: np.ndarray) -> tuple[np.ndarray, float]:
+    """(h, w) uint8 -> (small gray, scale from small to frame pixels)."""
+    height, width = gray.shape
+    scale = max(height, width) / DETECT_SIZE
+    if scale <= 1.0:
+        return gray, 1.0
+    small = cv2.resize(gray, (round(width / scale), round(height / scale)), interpolation=cv2.INTER_AREA)
+    return small, scale
+
+
+def ink_mask(small: np.ndarray) -> np.ndarray:
+    """(h, w) uint8 -> (h, w) uint8 mask (255 = ink): darker than the local mean, robust to uneven light."""
+    block = max(3, int(small.shape[0] * BLOCK_SHARE) | 1)
+    return cv2.adaptiveThreshold(small, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, INK_OFFSET)
+
+
+def _merge_broken_strokes(stats: np.ndarray, candidates: list[int], gap: float) -> list[list[int]]:
+    """Group components that are parts of one digit: stacked with overlapping columns, no wider together.
+
+    A pen lifts mid-digit (the bar of a 5, an open 4), so one digit can be two blobs, one above the
+    other. Neighbouring digits sit side by side, so their columns barely overlap; the card's edge
+    and the fingers overlap a digit's rows or are wider than it, so merging with them is refused.
+    """
+    groups = [[index] for index in candidates]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                a, b = _group_box(stats, groups[i]), _group_box(stats, groups[j])
+                overlap = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+                vertical_gap = max(a[1], b[1]) - min(a[1] + a[3], b[1] + b[3])
+                union_w = max(a[0] + a[2], b[0] + b[2]) - min(a[0], b[0])
+                union_h = max(a[1] + a[3], b[1] + b[3]) - min(a[1], b[1])
+                nested = _contains(a, b) or _contains(b, a)
+                stacked = -0.3 * min(a[3], b[3]) <= vertical_gap <= gap
+                if (overlap >= 0.5 * min(a[2], b[2]) and stacked and not nested
+                        and union_w <= 1.15 * max(a[2], b[2]) and union_h <= 1.7 * max(a[3], b[3])):
+                    groups[i] = groups[i] + groups.pop(j)
+                    merged = True
+                    break
+            if merged:
+                break
+    return groups
+
+
+def _contains(outer: tuple[int, int, int, int], inner: tuple[int, int, int, int]) -> bool:
+    return (outer[0] <= inner[0] and outer[1] <= inner[1]
+            and inner[0] + inner[2] <= outer[0] + outer[2] and inner[1] + inner[3] <= outer[1] + outer[3])
+
+
+def _group_box(stats: np.ndarray, group: list[int]) -> tuple[int, int, int, int]:
+    left = min(stats[i, cv2.CC_STAT_LEFT] for i in group)
+    top = min(stats[i, cv2.CC_STAT_TOP] for i in group)
+    right = max(stats[i, cv2.CC_STAT_LEFT] + stats[i, cv2.CC_STAT_WIDTH] for i in group)
+    bottom = max(stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] for i in group)
+    return int(left), int(top), int(right - left), int(bottom - top)
+
+
+def _looks_like_digit(box: tuple[int, int, int, int], ink_area: int, shape: tuple[int, int]) -> bool:
+    x, y, w, h = box
+    height, width = shape
+    if not MIN_HEIGHT_SHARE * height <= h <= MAX_HEIGHT_SHARE * height:
+        return False
+    if not MIN_ASPECT <= w / h <= MAX_ASPECT:
+        return False
+    if not MIN_FILL <= ink_area / (w * h) <= MAX_FILL:
+        return False
+    return x > 0 and y > 0 and x + w < width and y + h < height  # a blob cut by the border is not whole
+
+
+def _on_plain_paper(small: np.ndarray, mask: np.ndarray, own: np.ndarray, box: tuple[int, int, int, int]
+                    ) -> float | None:
+    """The paper's grey level when the ring around `box` is light, even paper darker ink sits on; else None.
+
+    `own` is the digit's own ink (bool, same shape as `small`); ink of other blobs in the ring (a
+    neighbouring digit) is left out of the paper statistics but counts against the paper share.
+    """
+    x, y, w, h = box
+    pad = max(2, int(RING_SHARE * h))
+    top, left = max(0, y - pad), max(0, x - pad)
+    bottom, right = min(small.shape[0], y + h + pad), min(small.shape[1], x + w + pad)
+    window = small[top:bottom, left:right]
+    ink_here = mask[top:bottom, left:right] > 0
+    own_here = own[top:bottom, left:right]
+    ring = np.ones(window.shape, bool)
+    ring[y - top:y - top + h, x - left:x - left + w] = False
+    paper = ring & ~ink_here
+    other_ink = ring & ink_here & ~own_here
+    if paper.sum() < MIN_PAPER_SHARE * ring.sum() - other_ink.sum() * 0.5:
+        return None
+    paper_levels = window[paper]
+    ink_levels = window[own_here]
+    if len(paper_levels) < 8 or len(ink_levels) == 0:
+        return None
+    p10, paper_level, p90 = np.percentile(paper_levels, (10, 50, 90))
+    contrast = paper_level - float(np.median(ink_levels))
+    if contrast < MIN_INK_CONTRAST or p90 - p10 > MAX_PAPER_SPREAD * contrast:
+        return None
+    return float(paper_level)
+
+
+def find_digits(frame: np.ndarray) -> list[DigitRegion]:
+    """A camera frame (any channels/dtype) -> the digits in it, left to right, each with its isolated crop.
+
+    Never raises on odd frames: an empty, tiny, flat (all black/white) or unreadable frame has no digits.
+    """
+    frame = np.asarray(frame)
+    if frame.ndim not in (2, 3) or min(frame.shape[:2], default=0) < MIN_FRAME_SIZE or frame.size == 0:
+        return []
+    gray = to_grayscale(frame)
+    small, scale = _working_copy(gray)
+    mask = ink_mask(small)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return []
+    height, width = small.shape
+    min_area = max(4, MIN_SPECK_SHARE * height * width)
+    max_side = MAX_HEIGHT_SHARE * height
+    areas, widths, heights = stats[:, cv2.CC_STAT_AREA], stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    # Cheap, vectorised pre-filter: specks and blobs bigger than any digit go before the per-blob tests.
+    candidates = np.flatnonzero((areas >= min_area) & (widths <= 2 * max_side) & (heights <= max_side))
+    candidates = [int(i) for i in candidates if i != 0]
+    if not candidates or len(candidates) > 200:
+        return []  # nothing, or a frame of pure texture
+    groups = _merge_broken_strokes(stats, candidates, gap=0.08 * height)
+    found = []
+    for group in groups:
+        box = _group_box(stats, group)
+        ink_area = int(sum(areas[i] for i in group))
+        if not _looks_like_digit(box, ink_area, small.shape):
+            continue
+        x, y, w, h = box
+        own = np.zeros(small.shape, bool)
+        own[y:y + h, x:x + w] = np.isin(labels[y:y + h, x:x + w], group)
+        paper_level = _on_plain_paper(small, mask, own, box)
+        if paper_level is not None:
+            found.append((box, own, paper_level))
+    if len(found) > MAX_DIGITS:
+        return []
+    found.sort(key=lambda item: item[0][0])
+    return [_isolated_crop(gray, scale, box, own, paper_level) for box, own, paper_level in found]
+
+
+def _isolated_crop(gray: np.ndarray, scale: float, box: tuple[int, int, int, int], own: np.ndarray,
+                   paper_level: float) -> DigitRegion:
+    """Cut the digit out of the full-resolution frame with a margin; other ink inside becomes paper."""
+    x, y, w, h = box
+    pad = CROP_PAD_SHARE * max(w, h)
+    frame_h, frame_w = gray.shape
+    left, top = max(0, int((x - pad) * scale)), max(0, int((y - pad) * scale))
+    right, bottom = min(frame_w, int(np.ceil((x + w + pad) * scale))), min(frame_h, int(np.ceil((y + h + pad) * scale)))
+    crop = gray[top:bottom, left:right]
+    # The digit's own ink, grown a little to keep its anti-aliased edges, at the crop's resolution.
+    small_window = own[int(top / scale):int(np.ceil(bottom / scale)), int(left / scale):int(np.ceil(right / scale))]
+    keep = cv2.resize(small_window.astype(np.uint8), (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_NEAREST)
+    grow = max(3, int(round(scale * 2)) | 1)
+    keep = cv2.dilate(keep, np.ones((grow, grow), np.uint8)) > 0
+    paper = np.uint8(min(255, round(paper_level)))
+    isolated = np.where(keep, crop, paper).astype(np.uint8)
+    return DigitRegion(Box(left, top, right - left, bottom - top), isolated)
+
+
+def find_digit_regions(frame: np.ndarray) -> list[Box]:
+    """A camera frame -> boxes (frame pixels, clamped) of the digits in it, left to right."""
+    return [region.box for region in find_digits(frame)]

@@ -1,0 +1,36 @@
+"""Render test inputs: MNIST test digits as ink on paper, at any size, place, polarity and pen width."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def render_on_paper(digit: np.ndarray, canvas: tuple[int, int] = (300, 400), height: int = 160,
+                    centre: tuple[int, int] | None = None, dark_on_light: bool = True, pen: int = 0,
+                    noise_std: float = 0.0, paper: int = 235, ink: int = 30, seed: int = 0) -> np.ndarray:
+    """(28, 28) white-on-black MNIST digit -> (h, w, 3) uint8 BGR photo-like image of it written on paper.
+
+    `height` is the digit's 28-px field scaled to this many pixels; `pen` > 0 thickens and < 0 thins the
+    strokes by that many pixels at the rendered scale.
+    """
+    rng = np.random.default_rng(seed)
+    big = cv2.resize(digit, (height, height), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255.0
+    big = np.clip((big - 0.5) * 3 + 0.5, 0, 1)  # sharpen the upscaled blur back into a pen stroke
+    if pen:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(pen) + 1, 2 * abs(pen) + 1))
+        big = cv2.dilate(big, kernel) if pen > 0 else cv2.erode(big, kernel)
+    rows, cols = canvas
+    cy, cx = centre if centre is not None else (rows // 2, cols // 2)
+    coverage = np.zeros((rows, cols), np.float32)
+    top, left = cy - height // 2, cx - height // 2
+    src_top, src_left = max(0, -top), max(0, -left)
+    dst_top, dst_left = max(0, top), max(0, left)
+    h = min(height - src_top, rows - dst_top)
+    w = min(height - src_left, cols - dst_left)
+    coverage[dst_top:dst_top + h, dst_left:dst_left + w] = big[src_top:src_top + h, src_left:src_left + w]
+    background, foreground = (paper, ink) if dark_on_light else (ink, paper)
+    image = background + (foreground - background) * coverage
+    if noise_std:
+        image = image + rng.normal(0, noise_std, image.shape)
+    gray = np.clip(image, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
