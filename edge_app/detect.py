@@ -27,12 +27,12 @@ INK_OFFSET = 12
 # What a digit looks like, relative to the working copy's height (H).
 MIN_HEIGHT_SHARE, MAX_HEIGHT_SHARE = 0.06, 0.6
 MIN_ASPECT, MAX_ASPECT = 0.08, 1.4  # width / height of the ink box
-MIN_FILL, MAX_FILL = 0.08, 0.6  # ink pixels / ink-box area
+MIN_FILL, MAX_FILL = 0.08, 0.75  # ink pixels / ink-box area
 MIN_SPECK_SHARE = 0.0004  # components smaller than this share of the frame area are noise, ignored
 # The paper around a digit (a ring as wide as this share of the digit height).
 RING_SHARE = 0.25
 MIN_PAPER_SHARE = 0.75  # of the ring that must be free of ink
-MAX_PAPER_SPREAD = 0.35  # (p90 - p10) of the paper, as a share of the paper-to-ink contrast
+MAX_PAPER_SPREAD = 0.5  # (p90 - p10) of the paper, as a share of the paper-to-ink contrast
 MIN_INK_CONTRAST = 40  # grey levels between paper and ink
 CROP_PAD_SHARE = 0.2  # the crop's margin around the ink, as a share of its longer side
 MAX_DIGITS = 8  # more candidates than this in one frame is clutter, not a number
@@ -72,46 +72,48 @@ def ink_mask(small: np.ndarray) -> np.ndarray:
     return cv2.adaptiveThreshold(small, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, INK_OFFSET)
 
 
-def _merge_broken_strokes(stats: np.ndarray, candidates: list[int], gap: float) -> list[list[int]]:
-    """Group components that are parts of one digit: stacked with overlapping columns, no wider together.
+def _merge_broken_strokes(boxes: np.ndarray, gap: float) -> list[list[int]]:
+    """Group blobs that are parts of one digit: stacked one above the other, no wider together.
 
-    A pen lifts mid-digit (the bar of a 5, an open 4), so one digit can be two blobs, one above the
-    other. Neighbouring digits sit side by side, so their columns barely overlap; the card's edge
-    and the fingers overlap a digit's rows or are wider than it, so merging with them is refused.
+    `boxes` is (n, 4) int x, y, w, h; returns lists of row indices. A pen lifts mid-digit (the bar
+    of a 5, an open 4), so one digit can be two blobs. Neighbouring digits sit side by side, so
+    their columns barely overlap; the card's edge and the fingers overlap a digit's rows, contain
+    it or are wider than it, so merging with them is refused. Pairs are tested at once (numpy),
+    then joined transitively.
     """
-    groups = [[index] for index in candidates]
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(groups)):
-            for j in range(i + 1, len(groups)):
-                a, b = _group_box(stats, groups[i]), _group_box(stats, groups[j])
-                overlap = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-                vertical_gap = max(a[1], b[1]) - min(a[1] + a[3], b[1] + b[3])
-                union_w = max(a[0] + a[2], b[0] + b[2]) - min(a[0], b[0])
-                union_h = max(a[1] + a[3], b[1] + b[3]) - min(a[1], b[1])
-                nested = _contains(a, b) or _contains(b, a)
-                stacked = -0.3 * min(a[3], b[3]) <= vertical_gap <= gap
-                if (overlap >= 0.5 * min(a[2], b[2]) and stacked and not nested
-                        and union_w <= 1.15 * max(a[2], b[2]) and union_h <= 1.7 * max(a[3], b[3])):
-                    groups[i] = groups[i] + groups.pop(j)
-                    merged = True
-                    break
-            if merged:
-                break
-    return groups
+    x, y, w, h = (boxes[:, k].astype(np.int64) for k in range(4))
+    right, bottom = x + w, y + h
+    overlap = np.minimum(right[:, None], right[None]) - np.maximum(x[:, None], x[None])
+    vertical_gap = np.maximum(y[:, None], y[None]) - np.minimum(bottom[:, None], bottom[None])
+    union_w = np.maximum(right[:, None], right[None]) - np.minimum(x[:, None], x[None])
+    union_h = np.maximum(bottom[:, None], bottom[None]) - np.minimum(y[:, None], y[None])
+    min_h, max_h = np.minimum(h[:, None], h[None]), np.maximum(h[:, None], h[None])
+    max_w = np.maximum(w[:, None], w[None])
+    # Nested boxes grow neither side: a blob inside another (a digit inside the card's outline).
+    nested = (union_w == max_w) & (union_h == max_h)
+    joins = ((overlap >= 0.5 * np.minimum(w[:, None], w[None]))
+             & (vertical_gap >= -0.3 * min_h) & (vertical_gap <= gap) & ~nested
+             & (union_w <= 1.15 * max_w) & (union_h <= 1.7 * max_h))
+    parent = list(range(len(boxes)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in zip(*np.nonzero(np.triu(joins, 1))):
+        parent[root(int(i))] = root(int(j))
+    groups: dict[int, list[int]] = {}
+    for i in range(len(boxes)):
+        groups.setdefault(root(i), []).append(i)
+    return list(groups.values())
 
 
-def _contains(outer: tuple[int, int, int, int], inner: tuple[int, int, int, int]) -> bool:
-    return (outer[0] <= inner[0] and outer[1] <= inner[1]
-            and inner[0] + inner[2] <= outer[0] + outer[2] and inner[1] + inner[3] <= outer[1] + outer[3])
-
-
-def _group_box(stats: np.ndarray, group: list[int]) -> tuple[int, int, int, int]:
-    left = min(stats[i, cv2.CC_STAT_LEFT] for i in group)
-    top = min(stats[i, cv2.CC_STAT_TOP] for i in group)
-    right = max(stats[i, cv2.CC_STAT_LEFT] + stats[i, cv2.CC_STAT_WIDTH] for i in group)
-    bottom = max(stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] for i in group)
+def _group_box(boxes: np.ndarray, group: list[int]) -> tuple[int, int, int, int]:
+    part = boxes[group]
+    left, top = part[:, 0].min(), part[:, 1].min()
+    right, bottom = (part[:, 0] + part[:, 2]).max(), (part[:, 1] + part[:, 3]).max()
     return int(left), int(top), int(right - left), int(bottom - top)
 
 
@@ -158,6 +160,20 @@ def _on_plain_paper(small: np.ndarray, mask: np.ndarray, own: np.ndarray, box: t
     return float(paper_level)
 
 
+def _accept_digit(small: np.ndarray, mask: np.ndarray, labels: np.ndarray, boxes: np.ndarray,
+                  areas: np.ndarray, candidates: list[int], group: list[int]):
+    """(box, own ink mask, paper level) when the blobs in `group` together look like a digit on paper, else None."""
+    box = _group_box(boxes, group)
+    members = [candidates[i] for i in group]
+    if not _looks_like_digit(box, int(areas[members].sum()), small.shape):
+        return None
+    x, y, w, h = box
+    own = np.zeros(small.shape, bool)
+    own[y:y + h, x:x + w] = np.isin(labels[y:y + h, x:x + w], members)
+    paper_level = _on_plain_paper(small, mask, own, box)
+    return None if paper_level is None else (box, own, paper_level)
+
+
 def find_digits(frame: np.ndarray) -> list[DigitRegion]:
     """A camera frame (any channels/dtype) -> the digits in it, left to right, each with its isolated crop.
 
@@ -181,19 +197,16 @@ def find_digits(frame: np.ndarray) -> list[DigitRegion]:
     candidates = [int(i) for i in candidates if i != 0]
     if not candidates or len(candidates) > 200:
         return []  # nothing, or a frame of pure texture
-    groups = _merge_broken_strokes(stats, candidates, gap=0.08 * height)
+    boxes = stats[candidates, :4]
     found = []
-    for group in groups:
-        box = _group_box(stats, group)
-        ink_area = int(sum(areas[i] for i in group))
-        if not _looks_like_digit(box, ink_area, small.shape):
-            continue
-        x, y, w, h = box
-        own = np.zeros(small.shape, bool)
-        own[y:y + h, x:x + w] = np.isin(labels[y:y + h, x:x + w], group)
-        paper_level = _on_plain_paper(small, mask, own, box)
-        if paper_level is not None:
-            found.append((box, own, paper_level))
+    for group in _merge_broken_strokes(boxes, gap=0.08 * height):
+        digit = _accept_digit(small, mask, labels, boxes, areas, candidates, group)
+        if digit is None and len(group) > 1:
+            # A merge is a guess: when the whole fails, its parts may still be digits on their own.
+            digit_parts = (_accept_digit(small, mask, labels, boxes, areas, candidates, [i]) for i in group)
+            found.extend(part for part in digit_parts if part is not None)
+        elif digit is not None:
+            found.append(digit)
     if len(found) > MAX_DIGITS:
         return []
     found.sort(key=lambda item: item[0][0])
