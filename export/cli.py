@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def main(args: argparse.Namespace) -> int:
     if args.calibration_size < 1:
         print("digits export: --calibration_size must be at least 1", file=sys.stderr)
         return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     from export.exporter import ExportError, export_model
 
     model = Path(args.model)

@@ -123,7 +123,7 @@ def write_onnx_int8(model, destination: Path, calibration: np.ndarray) -> None:
 
 FORMATS: dict[str, ExportFormat] = {fmt.name: fmt for fmt in (
     ExportFormat("tflite_int8", ".tflite", "int8", "LiteRT (ai-edge-litert)",
-                 "full-integer int8, calibrated; the edge default", write_tflite_int8),
+                 "full-integer int8 TFLite, calibrated", write_tflite_int8),
     ExportFormat("tflite_float32", ".tflite", "float32", "LiteRT (ai-edge-litert)",
                  "float32 TFLite", write_tflite_float32),
     ExportFormat("onnx_float32", ".onnx", "float32", "ONNX Runtime", "float32 ONNX (tf2onnx)", write_onnx_float32),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -28,6 +29,7 @@ def main(args: argparse.Namespace) -> int:
     if not args.output.endswith(".keras"):
         print(f"digits train: --output {args.output} must end in .keras", file=sys.stderr)
         return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     from edge_app.mnist import MnistNotFound
     from train.train import TrainConfig, describe, train
 

@@ -1,0 +1,35 @@
+from conftest import run_digits
+
+
+def test_help_lists_every_subcommand():
+    result = run_digits("--help")
+    assert result.returncode == 0
+    for name in ("train", "export", "predict", "run", "draw", "bench"):
+        assert name in result.stdout
+
+
+def test_unknown_subcommand_is_an_error():
+    result = run_digits("fly")
+    assert result.returncode == 2 and "unknown command 'fly'" in result.stderr
+
+
+def test_subcommand_help_shows_defaults():
+    result = run_digits("predict", "--help")
+    assert result.returncode == 0 and "--model" in result.stdout and "default" in result.stdout
+
+
+def test_train_rejects_bad_options(tmp_path):
+    result = run_digits("train", "--epochs", "0")
+    assert result.returncode == 2 and "--epochs" in result.stderr
+    result = run_digits("train", "--output", str(tmp_path / "model.h5"))
+    assert result.returncode == 2 and "must end in .keras" in result.stderr
+
+
+def test_export_rejects_unknown_format():
+    result = run_digits("export", "--formats", "coreml")
+    assert result.returncode == 2 and "coreml" in result.stderr and "tflite_int8" in result.stderr
+
+
+def test_export_missing_model_is_one_line(tmp_path):
+    result = run_digits("export", str(tmp_path / "none.keras"))
+    assert result.returncode == 1 and "not found" in result.stderr and "Traceback" not in result.stderr

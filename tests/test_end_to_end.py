@@ -1,0 +1,44 @@
+"""A tiny run of the whole model path: train a few hundred images for one epoch, export, predict."""
+import json
+
+import cv2
+import pytest
+
+from export.formats import FORMATS
+from conftest import needs_mnist, run_digits
+from rendering import render_on_paper
+
+pytest.importorskip("tensorflow")
+
+
+@needs_mnist
+@pytest.mark.slow
+def test_train_export_predict(tmp_path, mnist_test):
+    model = tmp_path / "tiny.keras"
+    trained = run_digits("train", "--subset", "600", "--epochs", "1", "--batch_size", "64", "--output", str(model))
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    report = json.loads(model.with_suffix(".train.json").read_text())
+    assert len(report["test"]["confusion_matrix"]) == 10 and sum(map(sum, report["test"]["confusion_matrix"])) == 10000
+    assert set(report["test"]["per_class_accuracy"]) == {str(d) for d in range(10)}
+    assert report["command"].startswith("digits train --subset 600")
+
+    # A one-epoch model is weak, so allow any drop here; the refusal path is tested below.
+    exported = run_digits("export", str(model), "--max_drop", "100", "--calibration_size", "50")
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert set(manifest["artifacts"]) == {fmt.filename("tiny") for fmt in FORMATS.values()}
+
+    image = tmp_path / "seven.png"
+    cv2.imwrite(str(image), render_on_paper(mnist_test.images[0]))
+    for fmt in FORMATS.values():
+        result = run_digits("predict", str(image), "--model", str(tmp_path / fmt.filename("tiny")), "--format", "json")
+        assert result.returncode == 0, result.stderr
+        assert 0 <= json.loads(result.stdout)["digit"] <= 9
+
+    # An artifact that loses more accuracy than allowed is refused and leaves nothing behind.
+    refused_dir = tmp_path / "refused"
+    refused = run_digits("export", str(model), "--out_dir", str(refused_dir), "--formats", "tflite_int8",
+                         "--max_drop", "-100", "--calibration_size", "20")
+    assert refused.returncode == 1 and "not written" in refused.stderr
+    assert not (refused_dir / "tiny_int8.tflite").exists() and not (refused_dir / "manifest.json").exists()
+    assert not list(refused_dir.glob(".*"))  # no temporary file left either
