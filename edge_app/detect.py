@@ -34,6 +34,10 @@ RING_SHARE = 0.25
 MIN_PAPER_SHARE = 0.75  # of the ring that must be free of ink
 MAX_PAPER_SPREAD = 0.5  # (p90 - p10) of the paper, as a share of the paper-to-ink contrast
 MIN_INK_CONTRAST = 40  # grey levels between paper and ink
+# Paper is white or grey, whatever the light: the median colourfulness (max - min) / max of the
+# ring's BGR pixels stays below this. Painted walls, skin and coloured objects sit above it.
+MAX_PAPER_SATURATION = 0.2
+MIN_HOLE_BRIGHTNESS = 0.6  # the non-ink inside the ink box, as a share of the way from ink up to paper
 CROP_PAD_SHARE = 0.2  # the crop's margin around the ink, as a share of its longer side
 MAX_DIGITS = 8  # more candidates than this in one frame is clutter, not a number
 
@@ -129,8 +133,20 @@ def _looks_like_digit(box: tuple[int, int, int, int], ink_area: int, shape: tupl
     return x > 0 and y > 0 and x + w < width and y + h < height  # a blob cut by the border is not whole
 
 
-def _on_plain_paper(small: np.ndarray, mask: np.ndarray, own: np.ndarray, box: tuple[int, int, int, int]
-                    ) -> float | None:
+def _colourful(frame: np.ndarray, scale: float, rows: slice, cols: slice, where: np.ndarray) -> bool:
+    """Whether the frame pixels under `where` (a mask over the working copy's rows, cols) are coloured, not paper."""
+    if frame.ndim != 3 or frame.shape[2] < 3 or frame.dtype != np.uint8:
+        return False  # a grey frame cannot tell; the other tests still apply
+    ys = np.minimum((np.arange(rows.start, rows.stop) * scale).astype(np.intp), frame.shape[0] - 1)
+    xs = np.minimum((np.arange(cols.start, cols.stop) * scale).astype(np.intp), frame.shape[1] - 1)
+    pixels = frame[ys[:, None], xs[None, :], :3][where].astype(np.int16)  # (n, 3) BGR
+    brightest, darkest = pixels.max(axis=1), pixels.min(axis=1)
+    saturation = (brightest - darkest) / np.maximum(brightest, 1)
+    return float(np.median(saturation)) > MAX_PAPER_SATURATION
+
+
+def _on_plain_paper(frame: np.ndarray, scale: float, small: np.ndarray, mask: np.ndarray, own: np.ndarray,
+                    box: tuple[int, int, int, int]) -> float | None:
     """The paper's grey level when the ring around `box` is light, even paper darker ink sits on; else None.
 
     `own` is the digit's own ink (bool, same shape as `small`); ink of other blobs in the ring (a
@@ -154,13 +170,22 @@ def _on_plain_paper(small: np.ndarray, mask: np.ndarray, own: np.ndarray, box: t
     if len(paper_levels) < 8 or len(ink_levels) == 0:
         return None
     p10, paper_level, p90 = np.percentile(paper_levels, (10, 50, 90))
-    contrast = paper_level - float(np.median(ink_levels))
+    ink_level = float(np.median(ink_levels))
+    contrast = paper_level - ink_level
     if contrast < MIN_INK_CONTRAST or p90 - p10 > MAX_PAPER_SPREAD * contrast:
+        return None
+    # The holes and gaps inside a digit are paper too. A dark blob that the adaptive threshold hollowed
+    # out (a filled circle reads as a ring, a "0") has a dark inside.
+    box_window = (slice(y - top, y - top + h), slice(x - left, x - left + w))
+    inside = window[box_window][~ink_here[box_window]]
+    if len(inside) and float(np.median(inside)) - ink_level < MIN_HOLE_BRIGHTNESS * contrast:
+        return None
+    if _colourful(frame, scale, slice(top, bottom), slice(left, right), paper):
         return None
     return float(paper_level)
 
 
-def _accept_digit(small: np.ndarray, mask: np.ndarray, labels: np.ndarray, boxes: np.ndarray,
+def _accept_digit(frame: np.ndarray, scale: float, small: np.ndarray, mask: np.ndarray, labels: np.ndarray, boxes: np.ndarray,
                   areas: np.ndarray, candidates: list[int], group: list[int]):
     """(box, own ink mask, paper level) when the blobs in `group` together look like a digit on paper, else None."""
     box = _group_box(boxes, group)
@@ -170,7 +195,7 @@ def _accept_digit(small: np.ndarray, mask: np.ndarray, labels: np.ndarray, boxes
     x, y, w, h = box
     own = np.zeros(small.shape, bool)
     own[y:y + h, x:x + w] = np.isin(labels[y:y + h, x:x + w], members)
-    paper_level = _on_plain_paper(small, mask, own, box)
+    paper_level = _on_plain_paper(frame, scale, small, mask, own, box)
     return None if paper_level is None else (box, own, paper_level)
 
 
@@ -200,10 +225,10 @@ def find_digits(frame: np.ndarray) -> list[DigitRegion]:
     boxes = stats[candidates, :4]
     found = []
     for group in _merge_broken_strokes(boxes, gap=0.08 * height):
-        digit = _accept_digit(small, mask, labels, boxes, areas, candidates, group)
+        digit = _accept_digit(frame, scale, small, mask, labels, boxes, areas, candidates, group)
         if digit is None and len(group) > 1:
             # A merge is a guess: when the whole fails, its parts may still be digits on their own.
-            digit_parts = (_accept_digit(small, mask, labels, boxes, areas, candidates, [i]) for i in group)
+            digit_parts = (_accept_digit(frame, scale, small, mask, labels, boxes, areas, candidates, [i]) for i in group)
             found.extend(part for part in digit_parts if part is not None)
         elif digit is not None:
             found.append(digit)

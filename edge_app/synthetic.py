@@ -62,19 +62,29 @@ def _clutter_background(rng: np.random.Generator, width: int, height: int) -> np
 def _digit_card(rng: np.random.Generator, digits: list[np.ndarray]) -> np.ndarray:
     """A paper card (BGR float32) with the given MNIST digits (white-on-black 28x28) as dark ink strokes."""
     cell = int(rng.integers(100, 150))  # px per 28x28 digit on the card
-    # MNIST digits already carry a 4 px margin, so neighbouring cells overlap slightly like handwriting.
-    step = int(cell * rng.uniform(0.7, 0.85))
-    ink_width = cell + step * (len(digits) - 1)
+    # Each digit's inked columns, so neighbours are written close but never touching (a run-together
+    # "04" is one blob, a segmentation problem of its own that these clips do not pose).
+    spans = []
+    for digit in digits:
+        columns = np.flatnonzero(digit.max(axis=0) > 50)
+        spans.append((columns[0] * cell // 28, (columns[-1] + 1) * cell // 28))
+    gap = int(cell * rng.uniform(0.1, 0.25))
+    offsets, cursor = [], 0
+    for left, right in spans:
+        offsets.append(cursor - left)
+        cursor += right - left + gap
+    ink_width = cursor - gap
     margin_x, margin_y = int(cell * rng.uniform(0.35, 0.6)), int(cell * rng.uniform(0.3, 0.5))
     card_w, card_h = ink_width + 2 * margin_x, cell + 2 * margin_y
     paper = rng.uniform(200, 250) * np.array([1.0, rng.uniform(0.97, 1.0), rng.uniform(0.98, 1.03)])
     ink_colour = rng.uniform(10, 60) * np.array([rng.uniform(0.8, 1.6), 1.0, 1.0])  # black or dark blue pen
-    ink = np.zeros((card_h, card_w), np.float32)
-    for i, digit in enumerate(digits):
+    ink = np.zeros((card_h, card_w + cell), np.float32)  # + cell: room for a digit's blank side columns
+    for digit, offset in zip(digits, offsets):
         big = cv2.resize(digit.astype(np.float32) / 255.0, (cell, cell), interpolation=cv2.INTER_CUBIC)
-        x = margin_x + i * step
+        x = margin_x + offset + cell // 2
         region = ink[margin_y:margin_y + cell, x:x + cell]
         np.maximum(region, np.clip(big, 0, 1), out=region)
+    ink = ink[:, cell // 2:cell // 2 + card_w]
     ink = ink[:, :, None] * rng.uniform(0.85, 1.0)
     card = paper * (1 - ink) + ink_colour * ink
     card += rng.normal(0, 3, card.shape)  # paper grain

@@ -1,0 +1,278 @@
+"""`digits run`: read handwritten digits held up to a camera (or in a video, images, a stream), live or headless.
+
+The per-frame path is a chain of small functions: frame -> regions (`detect.find_digits`) -> 28x28
+inputs (`preprocess.to_mnist_input`, the project's one preprocessing) -> one batched classification
+-> readout (confidence gate + vote). `DigitPipeline.process` runs it and times each stage; the loop
+in `run` only wires a source, the pipeline, the output and the window together; `draw_overlay` is
+the only code that draws.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_app.classifier import Classifier, ModelError, load_classifier
+from edge_app.detect import Box, find_digits
+from edge_app.models import default_model_path
+from edge_app.preprocess import MNIST_SIZE, to_mnist_input
+from edge_app.readout import DEFAULT_MIN_CONFIDENCE, DEFAULT_WINDOW, StableReadout, frame_text
+from edge_app.sources import CameraOptions, SourceError, open_source
+
+WINDOW_NAME = "digits run"
+KEY_QUIT, KEY_PAUSE, KEY_SNAPSHOT = (ord("q"), 27), ord(" "), ord("s")
+INITIAL_BATCH = 2  # batch slots allocated up front: one- and two-digit numbers never resize the model
+
+
+@dataclass(frozen=True)
+class DigitReading:
+    digit: int
+    confidence: float  # softmax probability of `digit`, in [0, 1]
+    box: Box  # frame pixels
+
+
+@dataclass(frozen=True, eq=False)
+class FrameResult:
+    frame: int  # index from 0
+    time_ms: float  # the frame's time: video position, or milliseconds since a live source opened
+    text: str  # this frame's number, "" when none is read confidently
+    stable_text: str  # the voted number shown to the user
+    digits: list[DigitReading]  # every region found, left to right, confident or not
+    inputs: np.ndarray  # (n, 28, 28) uint8, what the model saw, aligned with `digits`
+    latency_ms: dict[str, float]  # capture, detect (regions + 28x28 inputs), classify, total
+
+    def to_json(self) -> dict:
+        return {
+            "frame": self.frame,
+            "time_ms": round(self.time_ms, 1),
+            "text": self.text,
+            "stable_text": self.stable_text,
+            "digits": [{"digit": d.digit, "confidence": round(d.confidence, 4), "box": d.box.as_list()}
+                       for d in self.digits],
+            "latency_ms": {name: round(ms, 3) for name, ms in self.latency_ms.items()},
+        }
+
+
+@dataclass
+class DigitPipeline:
+    """The per-frame path with its state: the loaded model, the vote, and a batch buffer allocated once."""
+    classifier: Classifier
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    vote_window: int = DEFAULT_WINDOW
+    readout: StableReadout = field(init=False)
+
+    def __post_init__(self):
+        self.readout = StableReadout(self.vote_window)
+        # (slots, 28, 28) uint8. The batch always fills every slot, so the interpreter keeps one input
+        # shape (resizing re-plans the graph); it grows only when a frame holds more digits than ever.
+        self._batch = np.zeros((INITIAL_BATCH, MNIST_SIZE, MNIST_SIZE), np.uint8)
+
+    def process(self, frame: np.ndarray, index: int = 0, time_ms: float = 0.0, capture_ms: float = 0.0
+                ) -> FrameResult:
+        """One frame (any shape/dtype; odd frames read as "no digit") -> FrameResult with per-stage times."""
+        start = time.perf_counter()
+        regions, inputs = [], []
+        for region in find_digits(frame):
+            mnist = to_mnist_input(region.crop)
+            if mnist is not None:
+                regions.append(region)
+                inputs.append(mnist)
+        detected = time.perf_counter()
+        readings = self._classify(regions, inputs)
+        classified = time.perf_counter()
+        text = frame_text([r.digit for r in readings], [r.confidence for r in readings], self.min_confidence)
+        stable = self.readout.update(text)
+        detect_ms, classify_ms = (detected - start) * 1000, (classified - detected) * 1000
+        latency = {"capture": capture_ms, "detect": detect_ms, "classify": classify_ms,
+                   "total": capture_ms + detect_ms + classify_ms}
+        stacked = np.stack(inputs) if inputs else np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.uint8)
+        return FrameResult(index, time_ms, text, stable, readings, stacked, latency)
+
+    def _classify(self, regions, inputs) -> list[DigitReading]:
+        count = len(inputs)
+        if count == 0:
+            return []
+        if count > len(self._batch):
+            self._batch = np.zeros((count, MNIST_SIZE, MNIST_SIZE), np.uint8)
+        self._batch[:count] = inputs
+        self._batch[count:] = 0
+        predictions = self.classifier.predict(self._batch)[:count]  # one call for every digit in the frame
+        return [DigitReading(p.digit, p.confidence, r.box) for p, r in zip(predictions, regions)]
+
+
+def process_frame(frame: np.ndarray, classifier: Classifier, readout: StableReadout | None = None,
+                  min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> FrameResult:
+    """One-off form of `DigitPipeline.process` for callers without a loop (a fresh vote unless `readout` given).
+
+    Loops (the app, the benchmark) should build one `DigitPipeline` and call `process` on each frame.
+    """
+    pipeline = DigitPipeline(classifier, min_confidence)
+    if readout is not None:
+        pipeline.readout = readout
+    return pipeline.process(frame)
+
+
+def draw_overlay(frame: np.ndarray, result: FrameResult, fps: float, min_confidence: float) -> np.ndarray:
+    """Draw boxes, digits with confidence, the stable number, FPS and the model's 28x28 inputs on `frame`."""
+    if frame.ndim == 2 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        from edge_app.preprocess import to_grayscale
+
+        frame = cv2.cvtColor(to_grayscale(frame), cv2.COLOR_GRAY2BGR)
+    for reading in result.digits:
+        box = reading.box
+        sure = reading.confidence >= min_confidence
+        colour = (0, 200, 0) if sure else (0, 0, 230)
+        cv2.rectangle(frame, (box.x, box.y), (box.x + box.w, box.y + box.h), colour, 2)
+        label = f"{reading.digit} {reading.confidence:.0%}"
+        cv2.putText(frame, label, (box.x, max(12, box.y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2)
+    # The inputs the model saw, twice their size, along the top: a misread is usually visible here.
+    thumb = 2 * MNIST_SIZE
+    for i, digit_input in enumerate(result.inputs[: max(0, frame.shape[1] // (thumb + 4))]):
+        if frame.shape[0] < thumb + 4:
+            break
+        big = cv2.resize(digit_input, (thumb, thumb), interpolation=cv2.INTER_NEAREST)
+        frame[4:4 + thumb, 4 + i * (thumb + 4):4 + i * (thumb + 4) + thumb] = big[:, :, None]
+    shown = result.stable_text or "-"
+    height = frame.shape[0]
+    cv2.putText(frame, shown, (8, height - 12), cv2.FONT_HERSHEY_SIMPLEX, 1.6, (0, 0, 0), 6)
+    cv2.putText(frame, shown, (8, height - 12), cv2.FONT_HERSHEY_SIMPLEX, 1.6, (255, 255, 255), 2)
+    cv2.putText(frame, f"{fps:.0f} FPS", (frame.shape[1] - 110, height - 14), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                (255, 255, 0), 2)
+    return frame
+
+
+def display_problem() -> str | None:
+    """Why no OpenCV window can open here (no display, or OpenCV built without a GUI); None if one can."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display (DISPLAY is not set)"
+    gui = cv2.getBuildInformation().split("GUI:", 1)[-1].split("\n", 1)[0].strip()
+    if gui.upper() in ("NONE", "NO"):
+        return "this OpenCV has no GUI support (opencv-python-headless?); install opencv-python"
+    return None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    source: str = "0"
+    model: Path | None = None
+    threads: int | None = None
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    vote_window: int = DEFAULT_WINDOW
+    max_frames: int | None = None  # None: until the source ends or the user quits
+    headless: bool = False
+    output_format: str = "text"  # "text": print the stable number when it changes; "jsonl": a line per frame
+    camera: CameraOptions = CameraOptions()
+    snapshot_dir: Path = Path(".")
+
+
+def _emit(result: FrameResult, output_format: str, last_stable: str) -> None:
+    if output_format == "jsonl":
+        print(json.dumps(result.to_json()), flush=True)
+    elif result.stable_text != last_stable:
+        print(result.stable_text or "(no digit)", flush=True)
+
+
+def run(options: RunOptions) -> int:
+    """Open the model and the source, then read frames until the source ends, max_frames, or q/Esc."""
+    classifier = load_classifier(options.model or default_model_path(), threads=options.threads)
+    pipeline = DigitPipeline(classifier, options.min_confidence, options.vote_window)
+    show = not options.headless
+    index, last_stable, fps, paused = 0, "", 0.0, False
+    with open_source(options.source, options.camera) as source:
+        try:
+            if show:
+                cv2.namedWindow(WINDOW_NAME, cv2.WINDOW_AUTOSIZE)
+            shown = None
+            while options.max_frames is None or index < options.max_frames:
+                if not paused:
+                    started = time.perf_counter()
+                    got = source.read()
+                    if got is None:
+                        break
+                    frame, time_ms = got
+                    capture_ms = (time.perf_counter() - started) * 1000
+                    result = pipeline.process(frame, index, time_ms, capture_ms)
+                    _emit(result, options.output_format, last_stable)
+                    last_stable = result.stable_text
+                    index += 1
+                    elapsed = time.perf_counter() - started
+                    fps = 0.9 * fps + 0.1 / max(elapsed, 1e-6) if fps else 1 / max(elapsed, 1e-6)
+                    if show:
+                        shown = draw_overlay(frame, result, fps, options.min_confidence)
+                if not show:
+                    continue
+                cv2.imshow(WINDOW_NAME, shown)
+                key = cv2.waitKey(1 if not paused else 30) & 0xFF
+                if key in KEY_QUIT:
+                    break
+                if key == KEY_PAUSE:
+                    paused = not paused
+                elif key == KEY_SNAPSHOT and shown is not None:
+                    path = options.snapshot_dir / f"digits_snapshot_{index:05d}.png"
+                    cv2.imwrite(str(path), shown)
+                    print(f"snapshot saved to {path}", file=sys.stderr)
+        finally:
+            if show:
+                cv2.destroyAllWindows()
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", type=str, default="0",
+                        help="camera index, video file, image file, folder or glob of images, stream URL, or 'picamera'")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a .tflite or .onnx model (default: $DIGITS_MODEL, else models/cnn_int8.tflite)")
+    parser.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for the model (default: runtime's choice)")
+    parser.add_argument("--min_confidence", type=_probability, default=DEFAULT_MIN_CONFIDENCE,
+                        help="below this probability a region counts as 'no digit'")
+    parser.add_argument("--vote_window", type=_positive_int, default=DEFAULT_WINDOW,
+                        help="frames in the vote that steadies the shown number")
+    parser.add_argument("--max_frames", "--max-frames", dest="max_frames", type=_positive_int, default=None,
+                        help="stop after this many frames (default: until the source ends or q)")
+    parser.add_argument("--width", type=_positive_int, default=None, help="requested camera width in pixels")
+    parser.add_argument("--height", type=_positive_int, default=None, help="requested camera height in pixels")
+    parser.add_argument("--headless", action="store_true", help="no window (e.g. a Raspberry Pi over SSH)")
+    parser.add_argument("--format", dest="output_format", choices=("text", "jsonl"), default="text",
+                        help="stdout: 'text' prints the number when it changes, 'jsonl' one JSON object per frame")
+    parser.add_argument("--snapshot_dir", type=Path, default=Path("."), help="where the s key saves snapshots")
+
+
+def main(args: argparse.Namespace) -> int:
+    if not args.headless and (problem := display_problem()):
+        print(f"digits run: cannot open a window: {problem}; use --headless (with --format jsonl for results)",
+              file=sys.stderr)
+        return 2
+    options = RunOptions(source=args.source, model=args.model, threads=args.threads,
+                         min_confidence=args.min_confidence, vote_window=args.vote_window,
+                         max_frames=args.max_frames, headless=args.headless, output_format=args.output_format,
+                         camera=CameraOptions(args.width, args.height), snapshot_dir=args.snapshot_dir)
+    try:
+        return run(options)
+    except (ModelError, SourceError) as error:
+        print(f"digits run: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `digits run ... | head`: the reader left, which is not an error
+        return 0

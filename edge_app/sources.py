@@ -1,0 +1,190 @@
+"""Where frames come from: a camera index, a video file, an image file, a folder or glob of images, a
+stream URL, or a Raspberry Pi CSI camera through Picamera2 (`picamera`).
+
+Every source is a context manager with `read() -> (frame (h, w, 3) uint8 BGR, time_ms) | None`;
+None means the source has ended (a video or image list ran out). Frames are never mirrored: digits
+are not symmetric, and a mirrored 2 is not a 2. A live camera that stops delivering frames is
+re-opened with a short backoff, and the app says so on stderr instead of dying.
+"""
+from __future__ import annotations
+
+import glob
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
+STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+REOPEN_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)  # waits between attempts to re-open a camera that went silent
+MAX_FAILED_READS = 5  # consecutive empty reads before a camera counts as gone
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened; the message names it and says what to do."""
+
+
+@dataclass(frozen=True)
+class CameraOptions:
+    width: int | None = None  # requested capture size in pixels; None keeps the camera's default
+    height: int | None = None
+
+
+def _clock_ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
+
+
+class CaptureSource:
+    """A cv2.VideoCapture: camera index, video file or stream URL."""
+
+    def __init__(self, target: int | str, live: bool, options: CameraOptions = CameraOptions()):
+        self.target, self.live, self.options = target, live, options
+        self.name = f"camera {target}" if isinstance(target, int) else str(target)
+        self._start = time.perf_counter()
+        self._failed_reads = 0
+        self._capture = self._open()
+        if self._capture is None:
+            raise SourceError(self._open_error())
+
+    def _open_error(self) -> str:
+        if isinstance(self.target, int):
+            return (f"cannot open camera {self.target}: it is missing or busy; check the cable, close other "
+                    "programs using it, or pick another with --source N (or a video file)")
+        if self.live:
+            return f"cannot open stream {self.target}: check the URL and that the stream is running"
+        return f"cannot read video {self.target}: the file is not a video OpenCV can decode"
+
+    def _open(self):
+        capture = cv2.VideoCapture(self.target)
+        if not capture.isOpened():
+            capture.release()
+            return None
+        if isinstance(self.target, int):
+            if self.options.width:
+                capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.options.width)
+            if self.options.height:
+                capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.options.height)
+            capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a queue of stale ones
+        return capture
+
+    def read(self) -> tuple[np.ndarray, float] | None:
+        while True:
+            ok, frame = self._capture.read() if self._capture is not None else (False, None)
+            if ok and frame is not None and frame.size:
+                self._failed_reads = 0
+                if self.live:
+                    return frame, _clock_ms(self._start)
+                return frame, float(self._capture.get(cv2.CAP_PROP_POS_MSEC))
+            if not self.live:
+                return None  # a video file has ended
+            self._failed_reads += 1
+            if self._failed_reads >= MAX_FAILED_READS and not self._reopen():
+                return None
+
+    def _reopen(self) -> bool:
+        """Re-open a camera or stream that stopped delivering frames; False when it stays gone."""
+        self.close()
+        for wait in REOPEN_BACKOFF_S:
+            print(f"{self.name} stopped delivering frames; re-opening in {wait:.1f} s", file=sys.stderr)
+            time.sleep(wait)
+            self._capture = self._open()
+            if self._capture is not None:
+                self._failed_reads = 0
+                print(f"{self.name} re-opened", file=sys.stderr)
+                return True
+        print(f"{self.name} is gone: giving up after {len(REOPEN_BACKOFF_S)} attempts", file=sys.stderr)
+        return False
+
+    def close(self) -> None:
+        capture, self._capture = self._capture, None
+        if capture is not None:
+            capture.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class ImageListSource:
+    """Still images, one frame each, in name order; unreadable files are reported and skipped."""
+
+    def __init__(self, paths: list[Path], name: str):
+        if not paths:
+            raise SourceError(f"{name}: no image files found ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        self.paths, self.name = paths, name
+        self._next = 0
+
+    def read(self) -> tuple[np.ndarray, float] | None:
+        while self._next < len(self.paths):
+            path = self.paths[self._next]
+            self._next += 1
+            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if frame is not None:
+                return frame, float(self._next - 1)  # time_ms: the image's index, images have no clock
+            print(f"{path}: not an image OpenCV can read; skipped", file=sys.stderr)
+        return None
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class PicameraFrames:
+    """Adapts `edge_app.picamera.PicameraSource` (imported only here) to the (frame, time_ms) protocol."""
+
+    def __init__(self, options: CameraOptions):
+        from edge_app.picamera import PicameraError, PicameraSource
+
+        try:
+            self._camera = PicameraSource(options.width or 640, options.height or 480)
+        except PicameraError as error:
+            raise SourceError(f"--source picamera: {error}") from None
+        self.name = self._camera.name
+        self._start = time.perf_counter()
+
+    def read(self) -> tuple[np.ndarray, float] | None:
+        frame = self._camera.read()
+        return None if frame is None else (frame, _clock_ms(self._start))
+
+    def close(self) -> None:
+        self._camera.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def open_source(source: str, options: CameraOptions = CameraOptions()):
+    """`--source` text -> an opened frame source; SourceError with a one-line reason when it cannot be."""
+    if source == "picamera":
+        return PicameraFrames(options)
+    if source.isdigit():
+        return CaptureSource(int(source), live=True, options=options)
+    if source.lower().startswith(STREAM_PREFIXES):
+        return CaptureSource(source, live=True, options=options)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        return ImageListSource(images, f"folder {path}")
+    if glob.has_magic(source):
+        matches = sorted(Path(p) for p in glob.glob(source, recursive=True))
+        images = [p for p in matches if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        return ImageListSource(images, f"pattern {source}")
+    if not path.exists():
+        raise SourceError(f"--source {source}: no such file, folder or camera; pass a camera index (0), "
+                          "a video or image file, a folder, a glob, a stream URL or 'picamera'")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageListSource([path], f"image {path}")
+    return CaptureSource(str(path), live=False, options=options)
