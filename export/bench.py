@@ -95,9 +95,16 @@ def shipped_models(folder: Path | None = None, stem: str = DEFAULT_STEM) -> tupl
     return tuple(folder / fmt.filename(stem) for fmt in FORMATS.values())
 
 
+def module_installed(name: str) -> bool:
+    """Whether `name` can be imported, without importing it (importing TensorFlow takes seconds)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ValueError:  # a module set to None in sys.modules: blocked, as good as absent
+        return False
+
+
 def tensorflow_installed() -> bool:
-    # find_spec looks for the package without importing it (importing TensorFlow takes seconds).
-    return importlib.util.find_spec("tensorflow") is not None and importlib.util.find_spec("keras") is not None
+    return module_installed("tensorflow") and module_installed("keras")
 
 
 def allowed_cpus() -> list[int]:
@@ -408,7 +415,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         if args.data is not None:
             raise OptionError(f"--data {data}: the four MNIST IDX files are not there")
         data = None
-    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
+    if args.plot is not None and not module_installed("matplotlib"):
         raise OptionError(f"--plot {args.plot}: matplotlib is not installed; pip install matplotlib")
     return BenchOptions(models=models, baseline=baseline, threads=threads, runs=chosen["runs"],
                         warmup=chosen["warmup"], max_seconds=chosen["max_seconds"], batches=batches, data=data,
