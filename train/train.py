@@ -172,10 +172,10 @@ def train(config: TrainConfig) -> TrainResult:
 
 
 def describe(result: TrainResult) -> str:
+    """Final lines for the terminal: where the model is, its accuracy, and its weakest digits."""
+    per_class = json.loads(result.report_path.read_text())["test"]["per_class_accuracy"]
+    weakest = sorted(per_class.items(), key=lambda item: item[1])[:3]
     return (f"saved {result.model_path} (best epoch {result.best_epoch}, MNIST test accuracy "
-            f"{100 * result.test_accuracy:.2f}%, {result.seconds:.0f} s); report {result.report_path}")
+            f"{100 * result.test_accuracy:.2f}%, {result.seconds:.0f} s); report {result.report_path}\n"
+            "weakest digits: " + ", ".join(f"{digit} {100 * accuracy:.2f}%" for digit, accuracy in weakest))
 
-
-def load_report(model_path: Path) -> dict | None:
-    report = Path(model_path).with_suffix(".train.json")
-    return json.loads(report.read_text()) if report.exists() else None
