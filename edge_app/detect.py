@@ -19,7 +19,7 @@ import numpy as np
 
 from edge_app.preprocess import to_grayscale
 
-DETECT_SIZE = 320  # px, the longer side of the working copy
+DETECT_SIZE = 256  # px, the longer side of the working copy
 MIN_FRAME_SIZE = 16  # px; anything smaller cannot show a readable digit
 # Ink: darker than the local mean (a window of this share of the working height) by this many levels.
 BLOCK_SHARE = 0.12
@@ -30,9 +30,9 @@ MIN_ASPECT, MAX_ASPECT = 0.08, 1.4  # width / height of the ink box
 MIN_FILL, MAX_FILL = 0.08, 0.75  # ink pixels / ink-box area
 MIN_SPECK_SHARE = 0.0004  # components smaller than this share of the frame area are noise, ignored
 # The paper around a digit (a ring as wide as this share of the digit height).
-RING_SHARE = 0.25
+RING_SHARE = 0.45
 MIN_PAPER_SHARE = 0.75  # of the ring that must be free of ink
-MAX_PAPER_SPREAD = 0.5  # (p90 - p10) of the paper, as a share of the paper-to-ink contrast
+MAX_PAPER_SPREAD = 1.0  # (p90 - p10) of the paper, as a share of the paper-to-ink contrast
 MIN_INK_CONTRAST = 40  # grey levels between paper and ink
 # Paper is white or grey, whatever the light: the median colourfulness (max - min) / max of the
 # ring's BGR pixels stays below this. Painted walls, skin and coloured objects sit above it.
@@ -133,6 +133,12 @@ def _looks_like_digit(box: tuple[int, int, int, int], ink_area: int, shape: tupl
     return x > 0 and y > 0 and x + w < width and y + h < height  # a blob cut by the border is not whole
 
 
+def _levels(values: np.ndarray, shares: tuple[float, ...]) -> list[float]:
+    """Quantiles of uint8 grey levels from their histogram: far cheaper than np.percentile per candidate."""
+    cumulative = np.cumsum(np.bincount(values, minlength=256))
+    return [float(np.searchsorted(cumulative, share * cumulative[-1])) for share in shares]
+
+
 def _colourful(frame: np.ndarray, scale: float, rows: slice, cols: slice, where: np.ndarray) -> bool:
     """Whether the frame pixels under `where` (a mask over the working copy's rows, cols) are coloured, not paper."""
     if frame.ndim != 3 or frame.shape[2] < 3 or frame.dtype != np.uint8:
@@ -169,8 +175,8 @@ def _on_plain_paper(frame: np.ndarray, scale: float, small: np.ndarray, mask: np
     ink_levels = window[own_here]
     if len(paper_levels) < 8 or len(ink_levels) == 0:
         return None
-    p10, paper_level, p90 = np.percentile(paper_levels, (10, 50, 90))
-    ink_level = float(np.median(ink_levels))
+    p10, paper_level, p90 = _levels(paper_levels, (0.1, 0.5, 0.9))
+    ink_level = _levels(ink_levels, (0.5,))[0]
     contrast = paper_level - ink_level
     if contrast < MIN_INK_CONTRAST or p90 - p10 > MAX_PAPER_SPREAD * contrast:
         return None
@@ -178,7 +184,7 @@ def _on_plain_paper(frame: np.ndarray, scale: float, small: np.ndarray, mask: np
     # out (a filled circle reads as a ring, a "0") has a dark inside.
     box_window = (slice(y - top, y - top + h), slice(x - left, x - left + w))
     inside = window[box_window][~ink_here[box_window]]
-    if len(inside) and float(np.median(inside)) - ink_level < MIN_HOLE_BRIGHTNESS * contrast:
+    if len(inside) and _levels(inside, (0.5,))[0] - ink_level < MIN_HOLE_BRIGHTNESS * contrast:
         return None
     if _colourful(frame, scale, slice(top, bottom), slice(left, right), paper):
         return None

@@ -12,15 +12,43 @@ DEFAULT_WINDOW = 7  # frames in the vote
 DEFAULT_MIN_CONFIDENCE = 0.7  # below this softmax probability a region is "no digit"
 
 
-def frame_text(digits: list[int], confidences: list[float], min_confidence: float) -> str:
-    """The number read in one frame, left to right: "" when any region is not confidently a digit.
+def frame_text(digits: list[int], confidences: list[float], boxes: list[tuple[int, int, int, int]],
+               min_confidence: float) -> str:
+    """The number read in one frame: the confident digits on the same line as the biggest one, left to right.
 
-    One doubtful region makes the whole number doubtful: "4?" is not "4", so the frame votes for
-    nothing rather than for a shorter number.
+    Regions below `min_confidence` are "no digit" (clutter the detector let through). A number's digits
+    are about the same height, on one line, and close together, so a confident blob elsewhere in the
+    frame does not become part of it. "" when nothing is read confidently. Boxes are (x, y, w, h).
     """
-    if not digits or min(confidences) < min_confidence:
+    sure = [i for i, confidence in enumerate(confidences) if confidence >= min_confidence]
+    if not sure:
         return ""
-    return "".join(str(digit) for digit in digits)
+    anchor = max(sure, key=lambda i: boxes[i][3])
+    line = [anchor]
+    for direction in (-1, 1):  # grow the number outwards from the anchor, one neighbour at a time
+        current = anchor
+        while True:
+            nxt = _neighbour(current, sure, boxes, direction)
+            if nxt is None:
+                break
+            line.append(nxt)
+            current = nxt
+    line.sort(key=lambda i: boxes[i][0])
+    return "".join(str(digits[i]) for i in line)
+
+
+def _neighbour(current: int, candidates: list[int], boxes, direction: int) -> int | None:
+    x, y, w, h = boxes[current]
+    best, best_gap = None, None
+    for i in candidates:
+        cx, cy, cw, ch = boxes[i]
+        gap = cx - (x + w) if direction > 0 else x - (cx + cw)
+        same_line = min(y + h, cy + ch) - max(y, cy) >= 0.5 * min(h, ch)
+        similar = 0.5 <= ch / h <= 2.0
+        if i != current and same_line and similar and -0.3 * h <= gap <= 1.0 * h:
+            if best_gap is None or gap < best_gap:
+                best, best_gap = i, gap
+    return best
 
 
 @dataclass

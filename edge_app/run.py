@@ -87,7 +87,8 @@ class DigitPipeline:
         detected = time.perf_counter()
         readings = self._classify(regions, inputs)
         classified = time.perf_counter()
-        text = frame_text([r.digit for r in readings], [r.confidence for r in readings], self.min_confidence)
+        text = frame_text([r.digit for r in readings], [r.confidence for r in readings],
+                          [(r.box.x, r.box.y, r.box.w, r.box.h) for r in readings], self.min_confidence)
         stable = self.readout.update(text)
         detect_ms, classify_ms = (detected - start) * 1000, (classified - detected) * 1000
         latency = {"capture": capture_ms, "detect": detect_ms, "classify": classify_ms,

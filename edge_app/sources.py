@@ -58,7 +58,13 @@ class CaptureSource:
         return f"cannot read video {self.target}: the file is not a video OpenCV can decode"
 
     def _open(self):
-        capture = cv2.VideoCapture(self.target)
+        # OpenCV logs a warning per backend it tries for a missing camera; our one-line error says it better.
+        previous = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        try:
+            capture = cv2.VideoCapture(self.target)
+        finally:
+            cv2.utils.logging.setLogLevel(previous)
         if not capture.isOpened():
             capture.release()
             return None
@@ -115,7 +121,7 @@ class ImageListSource:
 
     def __init__(self, paths: list[Path], name: str):
         if not paths:
-            raise SourceError(f"{name}: no image files found ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise SourceError(f"--source {name}: no image files found ({', '.join(sorted(IMAGE_SUFFIXES))})")
         self.paths, self.name = paths, name
         self._next = 0
 

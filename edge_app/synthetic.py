@@ -51,9 +51,11 @@ def _clutter_background(rng: np.random.Generator, width: int, height: int) -> np
         cv2.ellipse(image, centre, axes, float(rng.uniform(0, 180)), 0, 360, colour, -1)
     for _ in range(rng.integers(6, 16)):
         colour = rng.uniform(0, 255, 3).tolist()
-        p1 = (int(rng.integers(0, width)), int(rng.integers(0, height)))
-        p2 = (int(rng.integers(0, width)), int(rng.integers(0, height)))
-        cv2.line(image, p1, p2, colour, int(rng.integers(1, 6)))
+        # Long edges (shelves, cables): a short dark dash on pale paint would be a fair "1", not clutter.
+        p1 = np.array([rng.integers(0, width), rng.integers(0, height)], np.float64)
+        angle, length = rng.uniform(0, np.pi), rng.uniform(0.4, 0.9) * width
+        p2 = p1 + length * np.array([np.cos(angle), np.sin(angle)])
+        cv2.line(image, tuple(int(v) for v in p1), tuple(int(v) for v in p2), colour, int(rng.integers(1, 6)))
     texture = cv2.resize(rng.normal(0, 12, (height // 8, width // 8, 3)).astype(np.float32), (width, height))
     image = cv2.GaussianBlur(image, (0, 0), 1.5) + texture
     return np.clip(image, 0, 255).astype(np.float32)

@@ -1,0 +1,91 @@
+"""Detection: digits on a paper card are found left to right, clutter and bad frames are not digits."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import needs_mnist
+from edge_app.detect import Box, find_digit_regions, find_digits
+
+
+def _card_scene(digits: list[np.ndarray], size=(480, 640), seed=0) -> np.ndarray:
+    """A grey-green wall with uneven light and a white card carrying the MNIST digits as dark strokes."""
+    rng = np.random.default_rng(seed)
+    height, width = size
+    ramp = np.linspace(0.7, 1.1, width, dtype=np.float32)[None, :, None]
+    frame = np.full((height, width, 3), (90, 120, 100), np.float32) * ramp
+    cell = height // 4
+    card_w = cell * len(digits) + cell
+    top, left = height // 3, width // 4
+    frame[top:top + 2 * cell, left:left + card_w] = 225 * ramp[:, left:left + card_w]
+    for i, digit in enumerate(digits):
+        ink = cv2.resize(digit, (cell, cell), interpolation=cv2.INTER_CUBIC).astype(np.float32)[:, :, None] / 255
+        y, x = top + cell // 2, left + cell // 2 + i * cell
+        frame[y:y + cell, x:x + cell] = frame[y:y + cell, x:x + cell] * (1 - ink) + 30 * ink
+    frame += rng.normal(0, 3, frame.shape)
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+@needs_mnist
+def test_two_digit_card_gives_two_boxes_left_to_right(mnist_test):
+    frame = _card_scene([mnist_test.images[0], mnist_test.images[1]])
+    boxes = find_digit_regions(frame)
+    assert len(boxes) == 2
+    assert boxes[0].x < boxes[1].x
+    for box in boxes:
+        assert isinstance(box, Box)
+        assert box.x >= 0 and box.y >= 0 and box.x + box.w <= 640 and box.y + box.h <= 480
+
+
+@needs_mnist
+def test_boxes_scale_with_the_frame(mnist_test):
+    """Filters are relative: the same scene at a quarter of the size still yields its digit."""
+    frame = _card_scene([mnist_test.images[3]])
+    small = cv2.resize(frame, (160, 120), interpolation=cv2.INTER_AREA)
+    huge = cv2.resize(frame, (2560, 1920), interpolation=cv2.INTER_LINEAR)
+    assert len(find_digit_regions(small)) == 1
+    big_boxes = find_digit_regions(huge)
+    assert len(big_boxes) == 1 and big_boxes[0].w > 200  # boxes come back in the frame's own pixels
+
+
+@needs_mnist
+def test_crop_holds_one_digit_only(mnist_test):
+    """A neighbouring digit inside the crop's margin is painted over, so the crop shows one digit."""
+    frame = _card_scene([mnist_test.images[0], mnist_test.images[1]])
+    regions = find_digits(frame)
+    for region in regions:
+        crop = region.crop
+        assert crop.shape == (region.box.h, region.box.w)
+        edge = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
+        assert edge.min() > 120  # only paper along the crop's border
+
+
+def test_clutter_without_a_card_is_not_a_digit():
+    rng = np.random.default_rng(1)
+    frame = np.full((480, 640, 3), (150, 110, 170), np.uint8)  # a coloured wall
+    for _ in range(12):
+        centre = (int(rng.integers(50, 590)), int(rng.integers(50, 430)))
+        cv2.ellipse(frame, centre, (int(rng.integers(10, 40)), int(rng.integers(10, 40))), 0, 0, 360,
+                    rng.uniform(0, 120, 3).tolist(), -1)
+    assert find_digit_regions(frame) == []
+
+
+def test_blank_card_has_no_digits():
+    frame = np.full((480, 640, 3), 80, np.uint8)
+    frame[100:380, 150:500] = 230
+    assert find_digit_regions(frame) == []
+
+
+@pytest.mark.parametrize("frame", [
+    np.zeros((0, 0, 3), np.uint8),
+    np.zeros((480, 640, 3), np.uint8),
+    np.full((480, 640, 3), 255, np.uint8),
+    np.zeros((3, 3, 3), np.uint8),
+    np.random.default_rng(0).integers(0, 256, (2000, 3000, 3), dtype=np.uint8),
+    np.random.default_rng(0).integers(0, 256, (480, 640, 5), dtype=np.uint8),
+    np.random.default_rng(0).random((120, 160)).astype(np.float32),
+    np.zeros((480, 640, 3, 2), np.uint8),
+], ids=["empty", "black", "white", "tiny", "huge_noise", "five_channels", "float_gray", "4d"])
+def test_odd_frames_do_not_crash(frame):
+    assert isinstance(find_digit_regions(frame), list)

@@ -1,0 +1,117 @@
+"""`digits run`: scored end to end on a rendered clip, light imports, clean errors, no crash on odd frames."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import MODELS, ROOT, needs_mnist, run_digits
+from edge_app.readout import StableReadout, frame_text
+
+MODEL = MODELS / "cnn_int8.tflite"
+needs_model = pytest.mark.skipif(not MODEL.is_file(), reason=f"{MODEL} not exported yet")
+SETTLE_FRAMES = 6  # frames after each change of what is shown before the stable readout is scored
+# The issue's goals are 97% (digit frames) and 99% (empty frames); NOT yet met on digit frames. This clip
+# measures about 81% / 100% today (misses: low-confidence reads, clutter next to the card); the floors
+# below sit just under that so a regression fails. Raise them to the goals as detection improves.
+MIN_DIGIT_ACCURACY = 0.78
+MIN_EMPTY_ACCURACY = 0.97
+
+
+def score(truth: list[str], rows: list[dict]) -> tuple[float, float]:
+    """(share of settled digit frames whose stable_text is right, share of settled empty frames read as empty)."""
+    right = {True: 0, False: 0}
+    total = {True: 0, False: 0}
+    since_change = 0
+    for index, (expected, row) in enumerate(zip(truth, rows)):
+        since_change = since_change + 1 if index and truth[index - 1] == expected else 0
+        if since_change < SETTLE_FRAMES:
+            continue
+        shows_digit = bool(expected)
+        total[shows_digit] += 1
+        right[shows_digit] += row["stable_text"] == expected
+    return right[True] / max(1, total[True]), right[False] / max(1, total[False])
+
+
+@pytest.mark.slow
+@needs_mnist
+@needs_model
+def test_rendered_clip_is_read(tmp_path, mnist_test):
+    from edge_app.synthetic import ClipOptions, render_clip
+
+    clip = tmp_path / "clip.avi"
+    truth = render_clip(clip, mnist_test, seed=11, options=ClipOptions(segments=30, segment_frames=24))
+    result = run_digits("run", "--source", str(clip), "--headless", "--format", "jsonl", "--model", str(MODEL))
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == len(truth)
+    assert set(rows[0]) == {"frame", "time_ms", "text", "stable_text", "digits", "latency_ms"}
+    assert set(rows[0]["latency_ms"]) == {"capture", "detect", "classify", "total"}
+    digit_accuracy, empty_accuracy = score(truth, rows)
+    assert digit_accuracy >= MIN_DIGIT_ACCURACY, f"stable readout right on {digit_accuracy:.1%} of digit frames"
+    assert empty_accuracy >= MIN_EMPTY_ACCURACY, f"no digit on only {empty_accuracy:.1%} of empty frames"
+
+
+@needs_mnist
+@needs_model
+def test_max_frames_stops_early(tmp_path, mnist_test):
+    from edge_app.synthetic import ClipOptions, render_clip
+
+    clip = tmp_path / "short.avi"
+    render_clip(clip, mnist_test, seed=2, options=ClipOptions(segments=2, segment_frames=6))
+    result = run_digits("run", "--source", str(clip), "--headless", "--format", "jsonl", "--max-frames", "5",
+                        "--model", str(MODEL))
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["frame"] for line in result.stdout.splitlines()] == [0, 1, 2, 3, 4]
+
+
+def test_run_never_imports_tensorflow():
+    code = ("import sys, edge_app.run, edge_app.draw, edge_app.sources, edge_app.synthetic; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("source", ["/no/such/clip.avi", "99", "/no/such/folder/*.png"])
+def test_bad_source_is_one_line_error(source):
+    result = run_digits("run", "--source", source, "--headless", "--model", str(MODEL))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and ("source" in lines[0] or "camera" in lines[0])
+
+
+def test_missing_model_is_one_line_error(tmp_path):
+    result = run_digits("run", "--source", "0", "--headless", "--model", str(tmp_path / "none.tflite"))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@needs_model
+@pytest.mark.parametrize("frame", [
+    np.zeros((0, 0, 3), np.uint8), np.zeros((480, 640, 3), np.uint8), np.full((480, 640), 255, np.uint8),
+    np.zeros((2, 2, 3), np.uint8), np.zeros((480, 640, 4), np.uint16), np.ones((100, 100, 7), np.float64),
+], ids=["empty", "black", "white_gray", "tiny", "bgra16", "seven_channels"])
+def test_process_frame_survives_bad_frames(frame):
+    from edge_app.classifier import load_classifier
+    from edge_app.run import process_frame
+
+    result = process_frame(frame, load_classifier(MODEL))
+    assert result.text == "" and result.digits == []
+    assert result.latency_ms["total"] >= 0
+
+
+def test_vote_ignores_a_single_odd_frame():
+    readout = StableReadout(window=5)
+    shown = [readout.update(text) for text in ["4", "4", "4", "9", "4", "", "4"]]
+    assert shown[2:] == ["4"] * 5
+
+
+def test_frame_text_joins_one_line_left_to_right_and_gates_confidence():
+    boxes = [(220, 100, 40, 80), (100, 100, 40, 80), (160, 105, 40, 78), (500, 400, 20, 30)]
+    assert frame_text([2, 4, 1, 7], [0.9, 0.95, 0.99, 0.99], boxes, 0.7) == "412"  # the far blob is not part of it
+    assert frame_text([4], [0.5], [boxes[0]], 0.7) == ""
+    assert frame_text([], [], [], 0.7) == ""
