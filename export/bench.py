@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from edge_app.mnist import find_mnist_dir, mnist_available
@@ -181,9 +181,7 @@ def measure_row(path: Path, variant: str, threads: int, options: BenchOptions, w
     spec = JobSpec(path=str(path.resolve()), threads=threads, runs=options.runs, warmup=options.warmup,
                    max_seconds=options.max_seconds, batches=options.batches,
                    data=str(options.data) if with_accuracy and options.data else None, variant=variant)
-    fields = {"job": "model", **{name: getattr(spec, name) for name in spec.__dataclass_fields__}}
-    fields["batches"] = list(spec.batches)
-    result = run_worker(fields, threads, cpus_for(threads, options.pin))
+    result = run_worker({"job": "model", **asdict(spec)}, threads, cpus_for(threads, options.pin))
     if set(result) == {"error"}:
         runtime = KERAS_VARIANTS[variant] if path.suffix == ".keras" else path.suffix.lstrip(".")
         return _failed_row(path, runtime, threads, result["error"])
@@ -255,7 +253,9 @@ def machine_info() -> dict:
             packages[name] = version(name)
         except PackageNotFoundError:
             continue
-    return {"cpu": cpu, "logical_cores": os.cpu_count(), "cores_allowed": allowed_cpus(),
+    # The load when the run started: other processes on the same cores are what widens p90/p99 most.
+    load = [round(value, 2) for value in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    return {"cpu": cpu, "logical_cores": os.cpu_count(), "cores_allowed": allowed_cpus(), "load_average": load,
             "platform": platform.platform(), "python": platform.python_version(), "packages": packages}
 
 
@@ -299,7 +299,8 @@ def run_benchmark(options: BenchOptions, command: str = "digits bench", progress
     edge_models = [path for path in options.models if path.suffix != ".keras"]
 
     # (path, variant, threads, with_accuracy): accuracy does not depend on threads, so it is measured once.
-    jobs = [(path, "direct", threads, index == 0) for path in edge_models for index, threads in enumerate(options.threads)]
+    jobs = [(path, "direct", threads, index == 0)
+            for path in edge_models for index, threads in enumerate(options.threads)]
     jobs += [(path, variant, threads, index == 0 and variant == "direct") for path in keras_models
              for variant in KERAS_VARIANTS for index, threads in enumerate(options.threads)]
     e2e_model = edge_models[0] if edge_models and options.e2e_frames and options.data else None
@@ -310,6 +311,7 @@ def run_benchmark(options: BenchOptions, command: str = "digits bench", progress
         cold = [("edge", path, _runtime_name(path), EDGE_COLD_START) for path in edge_models]
         cold += [("tensorflow", path, "TensorFlow + Keras", TENSORFLOW_COLD_START) for path in keras_models]
 
+    machine = machine_info()
     progress = Progress(len(jobs) + bool(e2e_model) + len(cold), progress_stream)
     rows = []
     try:
@@ -328,7 +330,7 @@ def run_benchmark(options: BenchOptions, command: str = "digits bench", progress
             cold_starts.append(measure_cold_start(label, path, runtime, code, options.cold_runs, cold_cpus))
     finally:
         progress.close()
-    return BenchReport(tuple(rows), pipeline, tuple(cold_starts), tuple(notes), machine_info(), options, command)
+    return BenchReport(tuple(rows), pipeline, tuple(cold_starts), tuple(notes), machine, options, command)
 
 
 # --- command line ---------------------------------------------------------------------------------------
@@ -364,7 +366,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=None,
                         help="MNIST IDX folder for accuracy and the end-to-end clip (default: $DIGITS_MNIST_DIR)")
     parser.add_argument("--baseline", type=Path, default=None,
-                        help=f"the .keras model for the baselines (default: {models_dir() / (DEFAULT_STEM + '.keras')})")
+                        help="the .keras model for the baselines "
+                             f"(default: {models_dir() / (DEFAULT_STEM + '.keras')})")
     parser.add_argument("--no_baselines", action="store_true", help="skip the Keras rows (and TensorFlow altogether)")
     parser.add_argument("--e2e_frames", type=int, default=argparse.SUPPRESS,
                         help=preset_help("frames of the rendered 640x480 clip for the end-to-end run; 0 skips it",
@@ -418,7 +421,8 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
     if args.plot is not None and not module_installed("matplotlib"):
         raise OptionError(f"--plot {args.plot}: matplotlib is not installed; pip install matplotlib")
     return BenchOptions(models=models, baseline=baseline, threads=threads, runs=chosen["runs"],
-                        warmup=chosen["warmup"], max_seconds=chosen["max_seconds"], batches=batches, data=data,
+                        warmup=chosen["warmup"], max_seconds=chosen["max_seconds"], batches=batches,
+                        data=data.resolve() if data else None,
                         pin=not args.no_pin, e2e_frames=chosen["e2e_frames"], cold_runs=chosen["cold_runs"])
 
 

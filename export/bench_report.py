@@ -119,22 +119,34 @@ def format_report(report) -> str:
              "api p50 adds quantize/dequantize through Classifier; RSS: peak of the row's own process",
              *_pipeline_lines(report.pipeline), *_cold_lines(report.cold_starts), *goals(report),
              *(f"note: {note}" for note in report.notes),
-             f"machine: {machine['cpu']}, {machine['logical_cores']} logical cores; {machine['platform']}; "
-             f"Python {machine['python']}; {packages}"]
+             f"machine: {machine['cpu']}, {machine['logical_cores']} logical cores, load average "
+             f"{machine.get('load_average')} at start; {machine['platform']}; Python {machine['python']}; {packages}"]
     return "\n".join(parts)
+
+
+# The README's narrower table: the columns a reader picks a format by (the rest stay in JSON/CSV).
+MARKDOWN_DROPPED = ("load ms", "1st ms", "mean±std ms", "min ms", "api p50")
 
 
 def markdown_table(report) -> str:
     headers, body = table_cells(report)
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" if i < 2 else "---:" for i in range(len(headers))) + "|"]
+    kept = [index for index, header in enumerate(headers) if header not in MARKDOWN_DROPPED]
+    alignment = ["---" if index < 2 else "---:" for index in range(len(kept))]  # text left, numbers right
+    lines = ["| " + " | ".join(headers[index] for index in kept) + " |", "|" + "|".join(alignment) + "|"]
     for cells in body:
-        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
+        if cells[4].startswith("ERROR"):  # the error sits in the first measured column, whatever is kept
+            row = cells[:4] + [cells[4]] + [""] * (len(kept) - 5)
+        else:
+            row = [cells[index] for index in kept]
+        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |")
     extra = [*_pipeline_lines(report.pipeline), *_cold_lines(report.cold_starts), *goals(report)]
     machine = report.machine
     packages = ", ".join(f"{name} {version}" for name, version in machine["packages"].items())
     return "\n".join([*lines, "", *(f"- {line}" for line in extra), "",
-                      f"Measured with `{report.command}` on {machine['cpu']} ({machine['logical_cores']} logical cores, "
-                      f"{machine['platform']}), Python {machine['python']}, {packages}."]) + "\n"
+                      f"Measured with `{report.command}` on {machine['cpu']} "
+                      f"({machine['logical_cores']} logical cores, "
+                      f"load average {machine.get('load_average')} at start, {machine['platform']}), "
+                      f"Python {machine['python']}, {packages}."]) + "\n"
 
 
 def report_to_json(report) -> dict:
@@ -143,7 +155,8 @@ def report_to_json(report) -> dict:
         fields = asdict(row)
         fields["speedup_vs_keras_predict"] = speedup_vs_predict(row, report.rows)
         rows.append(fields)
-    options = {name: (str(value) if isinstance(value, Path) else value) for name, value in asdict(report.options).items()}
+    options = {name: (str(value) if isinstance(value, Path) else value)
+               for name, value in asdict(report.options).items()}
     options["models"] = [str(path) for path in report.options.models]
     return {"command": report.command, "machine": report.machine, "options": options, "rows": rows,
             "end_to_end": asdict(report.pipeline) if report.pipeline else None,

@@ -66,7 +66,8 @@ def measure_pipeline(model: Path, threads: int, frames: int, data: str, seed: in
     count = len(stage_ms["total"])
     if count == 0:
         return PipelineResult(model.name, threads, 0, options.width, options.height,
-                              error=f"the rendered clip {clip.name} gave no frames back: OpenCV cannot decode MJPG here")
+                              error=f"the rendered clip {clip.name} gave no frames back: "
+                                    "OpenCV cannot decode MJPG here")
     process_s = (sum(stage_ms["detect"]) + sum(stage_ms["classify"])) / 1000
     return PipelineResult(
         model.name, threads, count, options.width, options.height,

@@ -235,10 +235,10 @@ def measure(spec: JobSpec) -> ModelResult:
         throughput = []
         for size in spec.batches:
             batch = rng.random((size, 28, 28, 1), dtype=np.float32)
-            # As many images as the single-image loop timed; at least MIN_TIMED_RUNS batches.
+            # As many calls as the single-image loop, within the same time budget: a short loop of big
+            # batches is one unlucky scheduler slice away from a wrong median on a shared machine.
             per_batch = time_calls(runtime_call(classifier, batch) or _forward_call(classifier, batch),
-                                   max(spec.runs // size, MIN_TIMED_RUNS), max(spec.warmup // size, 1),
-                                   spec.max_seconds)
+                                   spec.runs, spec.warmup, spec.max_seconds)
             throughput.append((size, size / (float(np.median(per_batch)) / 1e9)))
         accuracy = _accuracy(classifier, spec.data) if spec.data else None
     except ModelError as error:

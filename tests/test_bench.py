@@ -73,13 +73,17 @@ def test_corrupt_model_becomes_an_error_row(tmp_path):
     corrupt = tmp_path / "broken_int8.tflite"
     corrupt.write_bytes(b"not a flatbuffer" * 64)
     out_json = tmp_path / "bench.json"
-    result = bench(str(corrupt), str(FLOAT_ONNX), "--runs", "10", *EDGE_ONLY, "--json", str(out_json))
+    out_md = tmp_path / "bench.md"
+    result = bench(str(corrupt), str(FLOAT_ONNX), "--runs", "10", *EDGE_ONLY, "--json", str(out_json),
+                   "--markdown", str(out_md))
     assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout
     broken, good = json.loads(out_json.read_text())["rows"]
     assert broken["model"] == "broken_int8.tflite" and "broken_int8.tflite" in broken["error"]
     assert broken["latency"] is None
     assert good["error"] is None and good["latency"]["p50_ms"] > 0
     assert "ERROR" in result.stdout
+    table = [line for line in out_md.read_text().splitlines() if line.startswith("|")]
+    assert len(table) == 4 and "ERROR" in table[2] and len({line.count("|") for line in table}) == 1
 
 
 def test_edge_models_never_import_tensorflow(tmp_path):
@@ -176,7 +180,8 @@ def test_end_to_end_and_cold_start(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(out_json.read_text())
     pipeline = report["end_to_end"]
-    assert pipeline["error"] is None and pipeline["frames"] == 24 and (pipeline["width"], pipeline["height"]) == (640, 480)
+    assert pipeline["error"] is None and pipeline["frames"] == 24
+    assert (pipeline["width"], pipeline["height"]) == (640, 480)
     assert pipeline["fps_without_decode"] >= pipeline["fps_with_decode"] > 0
     assert [stage for stage, _ in pipeline["stage_p50_ms"]] == ["capture", "detect", "classify", "total"]
     [cold] = report["cold_starts"]
