@@ -350,7 +350,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     def preset_help(text: str, name: str) -> str:
         return f"{text} (default: {getattr(FULL, name)}; with --quick: {getattr(QUICK, name)})"
 
-    parser.add_argument("models", nargs="*", type=Path, metavar="MODEL",
+    # default=SUPPRESS where the help already names the default, so it is not followed by "(default: None)"
+    parser.add_argument("models", nargs="*", type=Path, metavar="MODEL", default=argparse.SUPPRESS,
                         help="model files (.tflite, .onnx, .keras); default: the shipped "
                              f"{', '.join(fmt.filename(DEFAULT_STEM) for fmt in FORMATS.values())}")
     parser.add_argument("--threads", type=str, default=argparse.SUPPRESS,
@@ -363,9 +364,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=preset_help("time budget per timed loop: slow models stop early (>= 10 runs)",
                                          "max_seconds"))
     parser.add_argument("--batch", type=str, default="1,32", help="comma-separated batch sizes for throughput")
-    parser.add_argument("--data", type=Path, default=None,
+    parser.add_argument("--data", type=Path, default=argparse.SUPPRESS,
                         help="MNIST IDX folder for accuracy and the end-to-end clip (default: $DIGITS_MNIST_DIR)")
-    parser.add_argument("--baseline", type=Path, default=None,
+    parser.add_argument("--baseline", type=Path, default=argparse.SUPPRESS,
                         help="the .keras model for the baselines "
                              f"(default: {models_dir() / (DEFAULT_STEM + '.keras')})")
     parser.add_argument("--no_baselines", action="store_true", help="skip the Keras rows (and TensorFlow altogether)")
@@ -396,26 +397,28 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
     if not chosen["max_seconds"] > 0:
         raise OptionError(f"--max_seconds {chosen['max_seconds']}: must be more than 0")
 
-    for path in args.models:
+    given_models = getattr(args, "models", [])
+    for path in given_models:
         if path.suffix.lower() not in MODEL_SUFFIXES:
             raise OptionError(f"{path}: not a model file this bench can run; give {', '.join(MODEL_SUFFIXES)} files")
         if not path.is_file():
             raise OptionError(f"model file {path} not found")
-    models = tuple(args.models) or shipped_models()
+    models = tuple(given_models) or shipped_models()
 
-    baseline = None
+    baseline, given_baseline = None, getattr(args, "baseline", None)
     if not args.no_baselines:
-        baseline = args.baseline or models_dir() / f"{DEFAULT_STEM}.keras"
+        baseline = given_baseline or models_dir() / f"{DEFAULT_STEM}.keras"
         if baseline.suffix != ".keras":
             raise OptionError(f"--baseline {baseline}: give a .keras model")
         if not baseline.is_file():
-            if args.baseline is not None:
+            if given_baseline is not None:
                 raise OptionError(f"--baseline {baseline}: file not found")
             baseline = None  # reported as a note by the caller
 
-    data = find_mnist_dir(args.data)
+    given_data = getattr(args, "data", None)
+    data = find_mnist_dir(given_data)
     if data is not None and not mnist_available(data):
-        if args.data is not None:
+        if given_data is not None:
             raise OptionError(f"--data {data}: the four MNIST IDX files are not there")
         data = None
     if args.plot is not None and not module_installed("matplotlib"):
