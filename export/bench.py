@@ -232,8 +232,8 @@ def measure_end_to_end(model: Path, options: BenchOptions) -> PipelineResult:
     result = run_worker(job, threads, cpus_for(threads, options.pin))
     if set(result) == {"error"}:
         return PipelineResult(model.name, threads, 0, 0, 0, error=result["error"])
-    result["stage_p50_ms"] = tuple(tuple(pair) for pair in result["stage_p50_ms"])
-    result["stage_mean_ms"] = tuple(tuple(pair) for pair in result["stage_mean_ms"])
+    for name in ("stage_p50_ms", "stage_mean_ms", "digit_frame_p50_ms"):
+        result[name] = tuple(tuple(pair) for pair in result[name])
     return PipelineResult(**result)
 
 

@@ -92,10 +92,12 @@ def _pipeline_lines(pipeline) -> list[str]:
         return []
     if pipeline.error:
         return [f"end to end ({pipeline.model}): ERROR: {pipeline.error}"]
-    stages = ", ".join(f"{stage} {ms:.2f}" for stage, ms in pipeline.stage_p50_ms)
+    means = ", ".join(f"{stage} {ms:.2f}" for stage, ms in pipeline.stage_mean_ms)
+    digit_medians = ", ".join(f"{stage} {ms:.2f}" for stage, ms in pipeline.digit_frame_p50_ms) or "no digit found"
     return [f"end to end: {pipeline.frames} frames {pipeline.width}x{pipeline.height}, {pipeline.model}, "
             f"{pipeline.threads} thread(s): {pipeline.fps_without_decode:.1f} FPS without decoding, "
-            f"{pipeline.fps_with_decode:.1f} FPS with decoding; median ms per frame: {stages}; "
+            f"{pipeline.fps_with_decode:.1f} FPS with decoding; mean ms per frame: {means}; "
+            f"median ms on frames with a digit: {digit_medians}; "
             f"voted number right on {100 * pipeline.read_share:.0f}% of frames"]
 
 
