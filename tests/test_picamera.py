@@ -1,14 +1,19 @@
 """`edge_app.picamera` with a fake `picamera2` module: no Pi, no camera, no libcamera needed."""
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edge_app.picamera import PicameraError, PicameraSource
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
 class FakePicamera2:
@@ -120,3 +125,69 @@ def test_importing_the_module_does_not_import_picamera2():
 def test_rejects_a_nonsense_size(fake_picamera2):
     with pytest.raises(ValueError, match="0x480"):
         PicameraSource(width=0, height=480)
+
+
+FAKE_PICAMERA2_PACKAGE = '''
+import numpy as np
+
+
+class Picamera2:
+    """A CSI camera that always sees a dark 7 on white paper, delivered as 'RGB888' (B, G, R bytes)."""
+
+    def __init__(self, camera_num=0):
+        self.size = None
+
+    def create_preview_configuration(self, main=None, **_):
+        return {"main": dict(main or {})}
+
+    def configure(self, config):
+        self.size = config["main"]["size"]
+
+    def start(self):
+        pass
+
+    def capture_array(self, stream="main"):
+        import cv2
+        width, height = self.size
+        frame = np.full((height, width, 3), 235, np.uint8)
+        cx, cy, s = width // 2, height // 2, height // 4
+        cv2.line(frame, (cx - s // 2, cy - s), (cx + s // 2, cy - s), (20, 20, 20), max(3, s // 6))
+        cv2.line(frame, (cx + s // 2, cy - s), (cx - s // 6, cy + s), (20, 20, 20), max(3, s // 6))
+        return frame
+
+    def stop(self):
+        pass
+
+    def close(self):
+        pass
+'''
+
+
+def _digits_run(tmp_path, *args, with_fake=True):
+    env = dict(os.environ)
+    if with_fake:
+        (tmp_path / "picamera2").mkdir()
+        (tmp_path / "picamera2" / "__init__.py").write_text(FAKE_PICAMERA2_PACKAGE)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "edge_app", "run", "--source", "picamera", *args],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.skipif(not (MODELS / "cnn_int8.tflite").is_file(), reason="models/cnn_int8.tflite not exported yet")
+def test_digits_run_reads_a_digit_from_the_csi_camera(tmp_path):
+    result = _digits_run(tmp_path, "--headless", "--format", "jsonl", "--max_frames", "3",
+                         "--width", "320", "--height", "240")
+    assert result.returncode == 0, result.stderr
+    frames = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(frames) == 3
+    assert [reading["digit"] for reading in frames[-1]["digits"]] == [7]
+
+
+def test_digits_run_without_picamera2_is_one_line_naming_the_fix(tmp_path):
+    code = ("import sys; sys.modules['picamera2'] = None; from edge_app.cli import main; "
+            "sys.exit(main(['run', '--source', 'picamera', '--headless', '--max_frames', '1']))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "sudo apt install python3-picamera2" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
