@@ -26,8 +26,9 @@ BLOCK_SHARE = 0.12
 INK_OFFSET = 12
 # What a digit looks like, relative to the working copy's height (H).
 MIN_HEIGHT_SHARE, MAX_HEIGHT_SHARE = 0.06, 0.6
-MIN_ASPECT, MAX_ASPECT = 0.08, 1.4  # width / height of the ink box
+MIN_ASPECT, MAX_ASPECT = 0.08, 1.8  # width / height of the ink box (a wide 0 or 2 reaches 1.5)
 MIN_FILL, MAX_FILL = 0.08, 0.75  # ink pixels / ink-box area
+THIN_STROKE_ASPECT = 0.3  # narrower than this (w / h), a blob is one stroke: a 1
 MIN_SPECK_SHARE = 0.0004  # components smaller than this share of the frame area are noise, ignored
 # The paper around a digit (a ring as wide as this share of the digit height).
 RING_SHARE = 0.45
@@ -37,6 +38,7 @@ MIN_INK_CONTRAST = 40  # grey levels between paper and ink
 # Paper is white or grey, whatever the light: the median colourfulness (max - min) / max of the
 # ring's BGR pixels stays below this. Painted walls, skin and coloured objects sit above it.
 MAX_PAPER_SATURATION = 0.2
+MAX_INK_CHROMA = 0.7  # the ink's colourfulness, as a share of its contrast with the paper
 MIN_HOLE_BRIGHTNESS = 0.6  # the non-ink inside the ink box, as a share of the way from ink up to paper
 CROP_PAD_SHARE = 0.2  # the crop's margin around the ink, as a share of its longer side
 MAX_DIGITS = 8  # more candidates than this in one frame is clutter, not a number
@@ -128,7 +130,9 @@ def _looks_like_digit(box: tuple[int, int, int, int], ink_area: int, shape: tupl
         return False
     if not MIN_ASPECT <= w / h <= MAX_ASPECT:
         return False
-    if not MIN_FILL <= ink_area / (w * h) <= MAX_FILL:
+    fill = ink_area / (w * h)
+    # A straight "1" fills its thin box almost entirely; only wider blobs must leave room for paper.
+    if fill < MIN_FILL or (fill > MAX_FILL and w / h > THIN_STROKE_ASPECT):
         return False
     return x > 0 and y > 0 and x + w < width and y + h < height  # a blob cut by the border is not whole
 
@@ -139,16 +143,29 @@ def _levels(values: np.ndarray, shares: tuple[float, ...]) -> list[float]:
     return [float(np.searchsorted(cumulative, share * cumulative[-1])) for share in shares]
 
 
-def _colourful(frame: np.ndarray, scale: float, rows: slice, cols: slice, where: np.ndarray) -> bool:
-    """Whether the frame pixels under `where` (a mask over the working copy's rows, cols) are coloured, not paper."""
+def _frame_pixels(frame: np.ndarray, scale: float, rows: slice, cols: slice, where: np.ndarray) -> np.ndarray | None:
+    """(n, 3) int16 BGR pixels of the full frame under `where` (a mask over the working copy's rows, cols)."""
     if frame.ndim != 3 or frame.shape[2] < 3 or frame.dtype != np.uint8:
-        return False  # a grey frame cannot tell; the other tests still apply
+        return None  # a grey frame has no colour to tell; the other tests still apply
     ys = np.minimum((np.arange(rows.start, rows.stop) * scale).astype(np.intp), frame.shape[0] - 1)
     xs = np.minimum((np.arange(cols.start, cols.stop) * scale).astype(np.intp), frame.shape[1] - 1)
-    pixels = frame[ys[:, None], xs[None, :], :3][where].astype(np.int16)  # (n, 3) BGR
+    return frame[ys[:, None], xs[None, :], :3][where].astype(np.int16)
+
+
+def _colourful(pixels: np.ndarray | None) -> bool:
+    """Whether these pixels are coloured (a wall, skin, an object), not white or grey paper."""
+    if pixels is None or len(pixels) == 0:
+        return False
     brightest, darkest = pixels.max(axis=1), pixels.min(axis=1)
     saturation = (brightest - darkest) / np.maximum(brightest, 1)
     return float(np.median(saturation)) > MAX_PAPER_SATURATION
+
+
+def _ink_chroma(pixels: np.ndarray | None) -> float:
+    """Median colourfulness (max - min of B, G, R, in grey levels) of a blob's ink; 0 for a grey frame."""
+    if pixels is None or len(pixels) == 0:
+        return 0.0
+    return float(np.median(pixels.max(axis=1) - pixels.min(axis=1)))
 
 
 def _on_plain_paper(frame: np.ndarray, scale: float, small: np.ndarray, mask: np.ndarray, own: np.ndarray,
@@ -186,7 +203,13 @@ def _on_plain_paper(frame: np.ndarray, scale: float, small: np.ndarray, mask: np
     inside = window[box_window][~ink_here[box_window]]
     if len(inside) and _levels(inside, (0.5,))[0] - ink_level < MIN_HOLE_BRIGHTNESS * contrast:
         return None
-    if _colourful(frame, scale, slice(top, bottom), slice(left, right), paper):
+    rows, cols = slice(top, bottom), slice(left, right)
+    if _colourful(_frame_pixels(frame, scale, rows, cols, paper)):
+        return None
+    # Ink is dark and nearly grey against the paper: black and blue pens, pencil. A coloured object
+    # (a magenta vase, a blue cup) is as colourful as it is dark, or more: ratio ~1 against ~0.5 for a
+    # blue ballpoint. The cost: a red pen's digits are refused too.
+    if _ink_chroma(_frame_pixels(frame, scale, rows, cols, own_here)) > MAX_INK_CHROMA * contrast:
         return None
     return float(paper_level)
 

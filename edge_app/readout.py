@@ -9,12 +9,12 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 DEFAULT_WINDOW = 7  # frames in the vote
-DEFAULT_MIN_CONFIDENCE = 0.7  # below this softmax probability a region is "no digit"
+DEFAULT_MIN_CONFIDENCE = 0.5  # below this softmax probability a region is "no digit" (label smoothing caps confident reads near 0.97)
 
 
 def frame_text(digits: list[int], confidences: list[float], boxes: list[tuple[int, int, int, int]],
                min_confidence: float) -> str:
-    """The number read in one frame: the confident digits on the same line as the biggest one, left to right.
+    """The number read in one frame: the confident digits on one line, left to right.
 
     Regions below `min_confidence` are "no digit" (clutter the detector let through). A number's digits
     are about the same height, on one line, and close together, so a confident blob elsewhere in the
@@ -23,18 +23,24 @@ def frame_text(digits: list[int], confidences: list[float], boxes: list[tuple[in
     sure = [i for i, confidence in enumerate(confidences) if confidence >= min_confidence]
     if not sure:
         return ""
-    anchor = max(sure, key=lambda i: boxes[i][3])
+    # Each confident digit anchors a line; the line the model is surest of, in total, is the number.
+    line = max((_line_through(anchor, sure, boxes) for anchor in sure),
+               key=lambda members: sum(confidences[i] for i in members))
+    return "".join(str(digits[i]) for i in line)
+
+
+def _line_through(anchor: int, candidates: list[int], boxes) -> list[int]:
+    """The anchor and its neighbours on the same line, grown outwards one at a time, left to right."""
     line = [anchor]
-    for direction in (-1, 1):  # grow the number outwards from the anchor, one neighbour at a time
+    for direction in (-1, 1):
         current = anchor
         while True:
-            nxt = _neighbour(current, sure, boxes, direction)
-            if nxt is None:
+            nxt = _neighbour(current, candidates, boxes, direction)
+            if nxt is None or nxt in line:
                 break
             line.append(nxt)
             current = nxt
-    line.sort(key=lambda i: boxes[i][0])
-    return "".join(str(digits[i]) for i in line)
+    return sorted(line, key=lambda i: boxes[i][0])
 
 
 def _neighbour(current: int, candidates: list[int], boxes, direction: int) -> int | None:
@@ -43,9 +49,11 @@ def _neighbour(current: int, candidates: list[int], boxes, direction: int) -> in
     for i in candidates:
         cx, cy, cw, ch = boxes[i]
         gap = cx - (x + w) if direction > 0 else x - (cx + cw)
-        same_line = min(y + h, cy + ch) - max(y, cy) >= 0.5 * min(h, ch)
-        similar = 0.5 <= ch / h <= 2.0
-        if i != current and same_line and similar and -0.3 * h <= gap <= 1.0 * h:
+        # Digits of one number are written on one line, at about one size, close together; a blob
+        # beside the card (clutter, the card's edge) rarely is all three.
+        same_line = abs((y + h / 2) - (cy + ch / 2)) <= 0.35 * max(h, ch)
+        similar = 0.7 <= ch / h <= 1.45
+        if i != current and same_line and similar and -0.3 * h <= gap <= 0.8 * h:
             if best_gap is None or gap < best_gap:
                 best, best_gap = i, gap
     return best

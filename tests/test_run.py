@@ -13,12 +13,15 @@ from edge_app.readout import StableReadout, frame_text
 
 MODEL = MODELS / "cnn_int8.tflite"
 needs_model = pytest.mark.skipif(not MODEL.is_file(), reason=f"{MODEL} not exported yet")
+CLIP_SEEDS = (1, 2)
 SETTLE_FRAMES = 6  # frames after each change of what is shown before the stable readout is scored
-# The issue's goals are 97% (digit frames) and 99% (empty frames); NOT yet met on digit frames. This clip
-# measures about 81% / 100% today (misses: low-confidence reads, clutter next to the card); the floors
-# below sit just under that so a regression fails. Raise them to the goals as detection improves.
-MIN_DIGIT_ACCURACY = 0.78
-MIN_EMPTY_ACCURACY = 0.97
+# The issue's goals: the stable readout right on >= 97% of settled digit frames and no digit on >= 99% of
+# empty frames. Measured on nine clips (seeds 1-9): 93.6-100% of digit frames (mean about 96%) and 94.7-100%
+# of empty frames; seeds 1 and 2 measure 95.0% / 100% here. The misses are whole cards: a digit partly
+# under the fingers, a faint digit broken into pieces, an ambiguous MNIST digit. These floors guard
+# against regressions; the digit-frame goal is not met yet.
+MIN_DIGIT_ACCURACY = 0.93
+MIN_EMPTY_ACCURACY = 0.99
 
 
 def score(truth: list[str], rows: list[dict]) -> tuple[float, float]:
@@ -39,18 +42,24 @@ def score(truth: list[str], rows: list[dict]) -> tuple[float, float]:
 @pytest.mark.slow
 @needs_mnist
 @needs_model
-def test_rendered_clip_is_read(tmp_path, mnist_test):
+def test_rendered_clips_are_read(tmp_path, mnist_test):
+    """Two clips, 1,920 frames: cards held in clutter, uneven light, blur, JPEG, hands, empty stretches."""
     from edge_app.synthetic import ClipOptions, render_clip
 
-    clip = tmp_path / "clip.avi"
-    truth = render_clip(clip, mnist_test, seed=11, options=ClipOptions(segments=30, segment_frames=24))
-    result = run_digits("run", "--source", str(clip), "--headless", "--format", "jsonl", "--model", str(MODEL))
-    assert result.returncode == 0, result.stderr
-    rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(rows) == len(truth)
+    truth, rows = [], []
+    for seed in CLIP_SEEDS:
+        clip = tmp_path / f"clip_{seed}.avi"
+        clip_truth = render_clip(clip, mnist_test, seed=seed, options=ClipOptions(segments=40, segment_frames=24))
+        result = run_digits("run", "--source", str(clip), "--headless", "--format", "jsonl", "--model", str(MODEL))
+        assert result.returncode == 0, result.stderr
+        clip_rows = [json.loads(line) for line in result.stdout.splitlines()]
+        assert len(clip_rows) == len(clip_truth)
+        truth += clip_truth
+        rows += clip_rows
     assert set(rows[0]) == {"frame", "time_ms", "text", "stable_text", "digits", "latency_ms"}
     assert set(rows[0]["latency_ms"]) == {"capture", "detect", "classify", "total"}
     digit_accuracy, empty_accuracy = score(truth, rows)
+    print(f"stable readout right on {digit_accuracy:.2%} of digit frames, empty on {empty_accuracy:.2%} of empty frames")
     assert digit_accuracy >= MIN_DIGIT_ACCURACY, f"stable readout right on {digit_accuracy:.1%} of digit frames"
     assert empty_accuracy >= MIN_EMPTY_ACCURACY, f"no digit on only {empty_accuracy:.1%} of empty frames"
 
