@@ -34,17 +34,20 @@ CACHE="${DIGITS_ARM64_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/digits-arm64}"
 # Python 3.11 with venv, as on Raspberry Pi OS; the X11/GL/GLib libraries that the opencv-python
 # wheel links (`import cv2` fails without them: Pi OS Lite needs the same apt line, see the README);
 # and the shell tools the check itself runs in there.
-PACKAGES="python3,python3-venv,libgl1,libglib2.0-0,libsm6,libxext6,bash,coreutils,dash,libc-bin"
+# python3-numpy: Debian's NumPy 1.24, which apt's Picamera2 is built against (the "Pi route" below).
+PACKAGES="python3,python3-venv,python3-numpy,libgl1,libglib2.0-0,libsm6,libxext6,bash,coreutils,dash,libc-bin"
 # 'extract' unpacks the packages (and their dependencies) without running their maintainer scripts:
 # under emulation those take 4-8 minutes (update-ca-certificates alone forks a QEMU per certificate),
 # and nothing this check uses depends on them except the linker cache, which we build with ldconfig.
 VARIANT=extract
-USERLAND_RECIPE="v2 $SUITE arm64 $MIRROR $VARIANT $PACKAGES"
+USERLAND_RECIPE="v3 $SUITE arm64 $MIRROR $VARIANT $PACKAGES"
 HOST_PACKAGES=(mmdebstrap qemu-user-static)
 MODELS=(cnn_int8.tflite cnn_float32.tflite cnn_int8.onnx cnn_float32.onnx)  # every runtime, both precisions
 # `digits run` is slower under emulation: one model per runtime on the lossless clip, and the default
 # model on the MJPG clip (compared on what a user reads: see compare.py).
 RUN_MODELS=(cnn_int8.tflite cnn_float32.onnx)
+# What the Pi route (apt NumPy 1.x, `pip install . "numpy<2"`) is compared on.
+PI_ROUTE_FILES="predict-cnn_int8.tflite.jsonl predict-cnn_float32.onnx.jsonl run-cnn_int8.tflite.jsonl"
 CLIP_FRAMES=48
 
 START=$SECONDS
@@ -131,27 +134,34 @@ fi
 # `python -m edge_app` is the `digits` console command without depending on where it was installed.
 cat > "$WORK/case/commands.sh" <<EOF
 set -eu
-py="\$1"; out="\$2"
+py="\$1"; out="\$2"; plan="\$3"
 RUN_MODELS="$RUN_MODELS_NOW"
 cd "\$(dirname "\$0")"
 images=\$(ls inputs/digits/*.png)
-for model in ${MODELS[*]}; do
-    "\$py" -m edge_app predict \$images --model "models/\$model" --format json > "\$out/predict-\$model.jsonl"
-done
-for model in \$RUN_MODELS; do
-    "\$py" -m edge_app run --source inputs/clip_lossless.mkv --headless --format jsonl --max_frames $CLIP_FRAMES \
-        --model "models/\$model" > "\$out/run-\$model.jsonl"
-done
-if [ -n "\$RUN_MODELS" ]; then
-    "\$py" -m edge_app run --source inputs/clip.avi --headless --format jsonl --max_frames $CLIP_FRAMES \
-        --model models/${MODELS[0]} > "\$out/readout-${MODELS[0]}.jsonl"
+predict() { "\$py" -m edge_app predict \$images --model "models/\$1" --format json > "\$out/predict-\$1.jsonl"; }
+run() {  # \$1 model, \$2 clip, \$3 output name
+    "\$py" -m edge_app run --source "inputs/\$2" --headless --format jsonl --max_frames $CLIP_FRAMES \\
+        --model "models/\$1" > "\$out/\$3-\$1.jsonl"
+}
+if [ "\$plan" = full ]; then
+    for model in ${MODELS[*]}; do predict "\$model"; done
+    for model in \$RUN_MODELS; do run "\$model" clip_lossless.mkv run; done
+    if [ -n "\$RUN_MODELS" ]; then run ${MODELS[0]} clip.avi readout; fi
+    "\$py" probe.py \$(printf 'models/%s ' ${MODELS[*]}) -- \$images > "\$out/probe.jsonl"
+else  # the Pi route: the files named in PI_ROUTE_FILES
+    for file in $PI_ROUTE_FILES; do
+        name="\${file%.jsonl}"
+        case "\$name" in
+            predict-*) predict "\${name#predict-}" ;;
+            run-*) if [ -n "\$RUN_MODELS" ]; then run "\${name#run-}" clip_lossless.mkv run; fi ;;
+        esac
+    done
 fi
-"\$py" probe.py \$(printf 'models/%s ' ${MODELS[*]}) -- \$images > "\$out/probe.jsonl"
 EOF
 
 say "x86: running the commands with $X86_PYTHON"
 x86_start=$SECONDS
-(cd "$REPO" && PYTHONPATH="$REPO" bash "$WORK/case/commands.sh" "$X86_PYTHON" "$WORK/out-x86") \
+(cd "$REPO" && PYTHONPATH="$REPO" bash "$WORK/case/commands.sh" "$X86_PYTHON" "$WORK/out-x86" full) \
     || fail "the commands failed on x86 (see above): fix them there first"
 say "x86: done in $((SECONDS - x86_start)) s"
 
@@ -205,7 +215,16 @@ export QEMU_CPU="$QEMU_CPU_MODEL"
 
 arch="$(in_arm64 uname -m 2>&1)" || fail "cannot run programs in the arm64 userland ($arch): binfmt_misc/qemu-aarch64 not working"
 [ "$arch" = aarch64 ] || fail "the userland reports machine '$arch', expected aarch64"
-[ -f "$ROOT/etc/ld.so.cache" ] || in_arm64 /sbin/ldconfig  # what libc-bin's trigger would have done
+# What the skipped maintainer scripts would have done that matters here: the BLAS/LAPACK alternatives
+# (Debian's NumPy loads libblas.so.3 through them) and the linker cache (libc-bin's trigger).
+multiarch="$ROOT/usr/lib/aarch64-linux-gnu"
+for lib in blas lapack; do
+    if [ -e "$multiarch/$lib/lib$lib.so.3" ] && [ ! -e "$multiarch/lib$lib.so.3" ]; then
+        ln -s "$lib/lib$lib.so.3" "$multiarch/lib$lib.so.3"
+        rm -f "$ROOT/etc/ld.so.cache"
+    fi
+done
+[ -f "$ROOT/etc/ld.so.cache" ] || in_arm64 /sbin/ldconfig
 # pip in the userland must trust the same certificate authorities as this host (a proxy may re-sign TLS).
 for bundle in "${PIP_CERT:-}" "${SSL_CERT_FILE:-}" /etc/ssl/certs/ca-certificates.crt; do
     if [ -n "$bundle" ] && [ -f "$bundle" ]; then cp "$bundle" "$ROOT/etc/digits-host-ca.crt"; break; fi
@@ -259,18 +278,63 @@ print(platform.machine(), 'Python', platform.python_version(), *(f'{n} {version(
 say "arm64: installed in $((SECONDS - install_start)) s: $versions"
 
 # ---------------------------------------------------------------- run and compare
+# onnxruntime warns once per process that it does not know QEMU's CPU vendor: true, and harmless.
+quiet_qemu_noise() { { grep -v "cpuid_info warning: Unknown CPU vendor" || true; } >&2; }
+
 say "arm64: running the commands under qemu-aarch64 -cpu $QEMU_CPU_MODEL (emulated: slow by design)"
 arm_start=$SECONDS
 # cd to / first: the checkout's own edge_app/ must not shadow the installed one; we test the install.
-in_arm64 bash -c "cd / && bash /work/case/commands.sh $VENV/bin/python /work/out" \
+in_arm64 bash -c "cd / && bash /work/case/commands.sh $VENV/bin/python /work/out full" 2> >(quiet_qemu_noise) \
     || fail "the commands failed on arm64 (see above)"
 cp "$ROOT"/work/out/*.jsonl "$WORK/out-arm64/"
 say "arm64: done in $((SECONDS - arm_start)) s (emulated time, not a Raspberry Pi figure)"
 
 say "comparing x86 and arm64 outputs"
+verdicts=()
 if "$X86_PYTHON" "$HERE/compare.py" "$WORK/out-x86" "$WORK/out-arm64"; then
-    printf 'arm64 check: PASS: x86 and arm64 (%s, %s) give the same answers (%d s)\n' \
-        "$QEMU_CPU_MODEL" "$versions" "$((SECONDS - START))"
+    verdicts+=("base install: same answers")
 else
-    fail "x86 and arm64 disagree (above); outputs in $WORK when DIGITS_ARM64_KEEP=1"
+    verdicts+=("base install: DIFFERENT answers")
 fi
+
+# ---------------------------------------------------------------- the Pi route (Picamera2 users)
+# Picamera2 comes from apt and is built against Debian's NumPy 1.24, so the README tells Pi users to
+# make a --system-site-packages venv and `pip install . "numpy<2"`: apt's NumPy, and whichever
+# OpenCV/LiteRT releases still support it. Check that this resolves, installs and gives the same answers.
+PI_VENV="/opt/digits-pi-venv-$deps_key"
+pi_start=$SECONDS
+if [ ! -f "$ROOT$PI_VENV/.ready" ]; then
+    rm -rf "$ROOT"/opt/digits-pi-venv-*
+    # No pip of its own (ensurepip under emulation takes a minute): the base venv's pip installs into it.
+    in_arm64 python3 -m venv --without-pip --system-site-packages "$PI_VENV"
+    in_arm64 "$VENV/bin/pip" --python "$PI_VENV/bin/python" install --quiet "setuptools>=68" wheel \
+        || fail "pip cannot install into the Pi-route venv"
+    touch "$ROOT$PI_VENV/.ready"
+fi
+say "arm64, Pi route: pip install . \"numpy<2\" into a --system-site-packages venv (apt's NumPy)"
+if ! in_arm64 bash -c "cd /work/src && $VENV/bin/pip --python $PI_VENV/bin/python install --quiet \
+        --no-build-isolation . 'numpy<2' 2>&1" | sed 's/^/    /'; then
+    fail "pip install . 'numpy<2' failed on arm64 (above): the README's Picamera2 route is broken"
+fi
+pi_versions="$(in_arm64 "$PI_VENV/bin/python" -c "
+from importlib.metadata import version
+print(*(f'{n} {version(n)}' for n in ('numpy', 'opencv-python', 'ai-edge-litert', 'onnxruntime')))")"
+mkdir -p "$ROOT/work/out-pi" "$WORK/out-x86-pi" "$WORK/out-arm64-pi"
+in_arm64 bash -c "cd / && bash /work/case/commands.sh $PI_VENV/bin/python /work/out-pi pi" 2> >(quiet_qemu_noise) \
+    || fail "the commands failed on arm64 in the Pi-route venv ($pi_versions; see above)"
+for file in $PI_ROUTE_FILES; do
+    if [ -f "$WORK/out-x86/$file" ]; then cp "$WORK/out-x86/$file" "$WORK/out-x86-pi/"; fi
+done
+cp "$ROOT"/work/out-pi/*.jsonl "$WORK/out-arm64-pi/"
+say "arm64, Pi route: $pi_versions; installed and run in $((SECONDS - pi_start)) s"
+if "$X86_PYTHON" "$HERE/compare.py" "$WORK/out-x86-pi" "$WORK/out-arm64-pi"; then
+    verdicts+=("Pi route (numpy<2): same answers")
+else
+    verdicts+=("Pi route (numpy<2): DIFFERENT answers")
+fi
+
+summary="$(IFS=';'; echo "${verdicts[*]}" | sed 's/;/; /g')"
+if [[ "$summary" == *DIFFERENT* ]]; then
+    fail "$summary (QEMU $QEMU_CPU_MODEL; details above; DIGITS_ARM64_KEEP=1 keeps the outputs)"
+fi
+printf 'arm64 check: PASS: %s (QEMU %s; base: %s) in %d s\n' "$summary" "$QEMU_CPU_MODEL" "$versions" "$((SECONDS - START))"
