@@ -113,6 +113,30 @@ class TFLiteClassifier(Classifier):
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.batch_size = int(self.input["shape"][0])
+        self._pixel_to_input = self._quantization_table()
+
+    def _quantization_table(self) -> np.ndarray | None:
+        """uint8 pixel -> the model's quantized input value, from the model's own scale and zero point.
+
+        A 256-entry lookup gives exactly what quantizing the float input would, without a float
+        round trip per call (about 20 us of a 100 us int8 inference). None for float models.
+        """
+        scale, zero_point = self.input["quantization"]
+        if not scale:
+            return None
+        info = np.iinfo(self.input["dtype"])
+        levels = to_model_batch(np.arange(256, dtype=np.uint8)[None, :]).ravel()  # the float inputs
+        return np.clip(np.round(levels / scale + zero_point), info.min, info.max).astype(self.input["dtype"])
+
+    def probabilities(self, digits: np.ndarray) -> np.ndarray:
+        digits = np.asarray(digits)
+        if self._pixel_to_input is None or digits.dtype != np.uint8:
+            return super().probabilities(digits)
+        if digits.ndim == 2:
+            digits = digits[None]
+        if len(digits) == 0:
+            return np.zeros((0, 10), np.float32)
+        return self._invoke(self._pixel_to_input[digits][..., None])
 
     @property
     def input_dtype(self) -> str:
@@ -128,13 +152,17 @@ class TFLiteClassifier(Classifier):
             self.batch_size = n
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
-        self._resize_batch(len(batch))
         scale, zero_point = self.input["quantization"]
         dtype = self.input["dtype"]
         if scale:  # quantized input: q = x / scale + zero_point
             info = np.iinfo(dtype)
             batch = np.clip(np.round(batch / scale + zero_point), info.min, info.max)
-        self.interpreter.set_tensor(self.input["index"], batch.astype(dtype))
+        return self._invoke(batch.astype(dtype))
+
+    def _invoke(self, batch: np.ndarray) -> np.ndarray:
+        """(n, 28, 28, 1) in the model's input dtype -> (n, 10) float32 probabilities."""
+        self._resize_batch(len(batch))
+        self.interpreter.set_tensor(self.input["index"], batch)
         self.interpreter.invoke()
         raw = self.interpreter.get_tensor(self.output["index"])
         out_scale, out_zero_point = self.output["quantization"]
