@@ -6,6 +6,7 @@ TensorFlow, and a Raspberry Pi without it can use every edge subcommand.
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import shlex
 import sys
@@ -22,13 +23,20 @@ SUBCOMMANDS = {
 
 
 def _build_parser(argv: list[str]):
-    import argparse
-
     parser = argparse.ArgumentParser(prog="digits", description="Handwritten-digit recognition for edge devices.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in SUBCOMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
+
+
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show each option's default, unless its help text already says what the default is."""
+
+    def _get_help_string(self, action):
+        if "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,10 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"digits {name}: missing package {error.name!r}; install it, e.g. pip install '.[train]'",
               file=sys.stderr)
         return 2
-    import argparse
-
     parser = argparse.ArgumentParser(prog=f"digits {name}", description=help_text,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=_DefaultsFormatter)
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])
     args.command_line = shlex.join(["digits", *argv])  # recorded in reports and the manifest

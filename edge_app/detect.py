@@ -25,7 +25,7 @@ MIN_FRAME_SIZE = 16  # px; anything smaller cannot show a readable digit
 BLOCK_SHARE = 0.12
 INK_OFFSET = 12
 # What a digit looks like, relative to the working copy's height (H).
-MIN_HEIGHT_SHARE, MAX_HEIGHT_SHARE = 0.06, 0.6
+MIN_HEIGHT_SHARE, MAX_HEIGHT_SHARE = 0.06, 0.75  # a card held close fills most of the frame
 MIN_ASPECT, MAX_ASPECT = 0.08, 1.8  # width / height of the ink box (a wide 0 or 2 reaches 1.5)
 MIN_FILL, MAX_FILL = 0.08, 0.75  # ink pixels / ink-box area
 THIN_STROKE_ASPECT = 0.3  # narrower than this (w / h), a blob is one stroke: a 1

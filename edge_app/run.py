@@ -173,9 +173,11 @@ class RunOptions:
     snapshot_dir: Path = Path(".")
 
 
-def _emit(result: FrameResult, output_format: str, last_stable: str) -> None:
+def _emit(result: FrameResult, output_format: str, last_stable: str, still_image: Path | None) -> None:
     if output_format == "jsonl":
         print(json.dumps(result.to_json()), flush=True)
+    elif still_image is not None:
+        print(f"{still_image}: {result.text or '(no digit)'}", flush=True)
     elif result.stable_text != last_stable:
         print(result.stable_text or "(no digit)", flush=True)
 
@@ -183,10 +185,11 @@ def _emit(result: FrameResult, output_format: str, last_stable: str) -> None:
 def run(options: RunOptions) -> int:
     """Open the model and the source, then read frames until the source ends, max_frames, or q/Esc."""
     classifier = load_classifier(options.model or default_model_path(), threads=options.threads)
-    pipeline = DigitPipeline(classifier, options.min_confidence, options.vote_window)
     show = not options.headless
     index, last_stable, fps, paused = 0, "", 0.0, False
     with open_source(options.source, options.camera) as source:
+        independent = getattr(source, "independent_frames", False)  # still images: nothing to vote over
+        pipeline = DigitPipeline(classifier, options.min_confidence, 1 if independent else options.vote_window)
         try:
             if show:
                 cv2.namedWindow(WINDOW_NAME, cv2.WINDOW_AUTOSIZE)
@@ -200,7 +203,7 @@ def run(options: RunOptions) -> int:
                     frame, time_ms = got
                     capture_ms = (time.perf_counter() - started) * 1000
                     result = pipeline.process(frame, index, time_ms, capture_ms)
-                    _emit(result, options.output_format, last_stable)
+                    _emit(result, options.output_format, last_stable, source.current if independent else None)
                     last_stable = result.stable_text
                     index += 1
                     elapsed = time.perf_counter() - started

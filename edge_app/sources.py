@@ -119,11 +119,15 @@ class CaptureSource:
 class ImageListSource:
     """Still images, one frame each, in name order; unreadable files are reported and skipped."""
 
+    # Each image is its own scene: no vote across images, and every image's reading is printed.
+    independent_frames = True
+
     def __init__(self, paths: list[Path], name: str):
         if not paths:
             raise SourceError(f"--source {name}: no image files found ({', '.join(sorted(IMAGE_SUFFIXES))})")
         self.paths, self.name = paths, name
         self._next = 0
+        self.current: Path | None = None  # the image last read
 
     def read(self) -> tuple[np.ndarray, float] | None:
         while self._next < len(self.paths):
@@ -131,6 +135,7 @@ class ImageListSource:
             self._next += 1
             frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if frame is not None:
+                self.current = path
                 return frame, float(self._next - 1)  # time_ms: the image's index, images have no clock
             print(f"{path}: not an image OpenCV can read; skipped", file=sys.stderr)
         return None

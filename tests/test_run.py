@@ -124,3 +124,13 @@ def test_frame_text_joins_one_line_left_to_right_and_gates_confidence():
     assert frame_text([2, 4, 1, 7], [0.9, 0.95, 0.99, 0.99], boxes, 0.7) == "412"  # the far blob is not part of it
     assert frame_text([4], [0.5], [boxes[0]], 0.7) == ""
     assert frame_text([], [], [], 0.7) == ""
+
+
+@needs_model
+def test_folder_of_close_up_digits_is_read_image_by_image():
+    """Still images are separate scenes: each is read on its own (no vote), even a digit filling the frame."""
+    folder = ROOT / "tests" / "data" / "handdrawn"
+    result = run_digits("run", "--source", str(folder), "--headless")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines == [f"{folder / f'{digit}.png'}: {digit}" for digit in range(10)]
