@@ -35,7 +35,7 @@ def predictions_from_probabilities(probabilities: np.ndarray) -> list[Prediction
     """(n, 10) probabilities -> n Predictions."""
     results = []
     for row in np.asarray(probabilities, np.float32):
-        best = np.argsort(row)[::-1][:3]
+        best = np.argsort(-row, kind="stable")[:3]  # ties: the lower digit first, the same on every CPU
         results.append(Prediction(int(best[0]), float(row[best[0]]),
                                   tuple((int(d), float(row[d])) for d in best)))
     return results

@@ -55,7 +55,7 @@ def render_view(canvas: np.ndarray, prediction: Prediction | None, mnist: np.nda
 def draw(classifier: Classifier) -> int:
     canvas = new_canvas()
     pen = max(2, int(PEN_SHARE * CANVAS_SIZE))
-    state = {"last": None, "dirty": True}
+    state = {"last": None, "dirty": True, "said": "(blank)"}
 
     def on_mouse(event, x, y, flags, _param):
         if event == cv2.EVENT_LBUTTONDOWN or (event == cv2.EVENT_MOUSEMOVE and flags & cv2.EVENT_FLAG_LBUTTON):
@@ -70,8 +70,14 @@ def draw(classifier: Classifier) -> int:
         view = None
         while True:
             if state["dirty"]:  # classify only after the drawing changed
-                view = render_view(canvas, *read_canvas(canvas, classifier))
+                prediction, mnist = read_canvas(canvas, classifier)
+                view = render_view(canvas, prediction, mnist)
                 state["dirty"] = False
+                # The terminal gets a line whenever the reading changes (handy over a remote desktop, and testable).
+                said = f"{prediction.digit} ({100 * prediction.confidence:.1f}%)" if prediction else "(blank)"
+                if said.split()[0] != state["said"].split()[0]:
+                    print(said, flush=True)
+                state["said"] = said
             cv2.imshow(WINDOW_NAME, view)
             key = cv2.waitKey(15) & 0xFF
             if key in KEY_QUIT or cv2.getWindowProperty(WINDOW_NAME, cv2.WND_PROP_VISIBLE) < 1:

@@ -1,0 +1,94 @@
+"""The windows of `digits draw` and `digits run` on a virtual screen (Xvfb), driven with xdotool.
+
+Skipped where Xvfb or xdotool is missing; CI installs both (see .ci/run).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import MODELS, ROOT
+
+pytestmark = pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool")),
+                                reason="needs Xvfb and xdotool (apt install xvfb xdotool)")
+
+
+@pytest.fixture()
+def display():
+    number = 90 + os.getpid() % 50
+    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1024x768x24"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    yield f":{number}"
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def _xdotool(env, *args) -> str:
+    return subprocess.run(["xdotool", *args], env=env, capture_output=True, text=True, timeout=20).stdout.strip()
+
+
+def _window(env, title: str, timeout: float = 20) -> str:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = _xdotool(env, "search", "--name", title)
+        if found:
+            return found.splitlines()[-1]
+        time.sleep(0.3)
+    raise AssertionError(f"no window named {title!r} appeared")
+
+
+def test_draw_reads_a_digit_drawn_with_the_mouse(display):
+    env = {**os.environ, "DISPLAY": display}
+    app = subprocess.Popen([sys.executable, "-m", "edge_app", "draw", "--model", str(MODELS / "cnn_int8.tflite")],
+                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        window = _window(env, "digits draw")
+        origin = dict(line.split("=") for line in _xdotool(env, "getwindowgeometry", "--shell", window).splitlines())
+        x0, y0 = int(origin["X"]), int(origin["Y"])
+        # A "7": the bar, then the long stroke down to the left, on the canvas at the window's left.
+        path = [(110, 60), (160, 60), (210, 60), (250, 62), (230, 110), (210, 160), (190, 210), (175, 260), (165, 300)]
+        _xdotool(env, "mousemove", str(x0 + path[0][0]), str(y0 + path[0][1]))
+        _xdotool(env, "mousedown", "1")
+        for x, y in path[1:]:
+            _xdotool(env, "mousemove", str(x0 + x), str(y0 + y))
+            time.sleep(0.05)
+        _xdotool(env, "mouseup", "1")
+        time.sleep(1.0)
+        _xdotool(env, "key", "--window", window, "c")
+        time.sleep(0.5)
+        _xdotool(env, "key", "--window", window, "q")
+        out, err = app.communicate(timeout=20)
+    finally:
+        if app.poll() is None:
+            app.kill()
+    assert app.returncode == 0, err
+    lines = out.strip().splitlines()  # a line per change of reading: partial strokes, the 7, then blank
+    print(lines)
+    assert lines[-2].startswith("7 (") and lines[-1] == "(blank)", out
+
+
+def test_run_window_snapshot_and_quit(display, tmp_path, mnist_test):
+    from edge_app.synthetic import ClipOptions, render_clip
+
+    clip = tmp_path / "clip.avi"
+    render_clip(clip, mnist_test, seed=13, options=ClipOptions(segments=40, segment_frames=40))
+    env = {**os.environ, "DISPLAY": display}
+    app = subprocess.Popen([sys.executable, "-m", "edge_app", "run", "--source", str(clip), "--snapshot_dir",
+                            str(tmp_path)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        window = _window(env, "digits")
+        _xdotool(env, "key", "--window", window, "s")
+        time.sleep(0.5)
+        _xdotool(env, "key", "--window", window, "q")
+        out, err = app.communicate(timeout=30)
+    finally:
+        if app.poll() is None:
+            app.kill()
+    assert app.returncode == 0, err
+    assert list(tmp_path.glob("digits_snapshot_*.png")), err
