@@ -182,6 +182,16 @@ def _emit(result: FrameResult, output_format: str, last_stable: str, still_image
         print(result.stable_text or "(no digit)", flush=True)
 
 
+def read_timed(source) -> tuple[np.ndarray, float, float] | None:
+    """(frame, the source's time_ms, capture_ms: how long the read took), or None when the source has ended."""
+    started = time.perf_counter()
+    got = source.read()
+    if got is None:
+        return None
+    frame, time_ms = got
+    return frame, time_ms, (time.perf_counter() - started) * 1000
+
+
 def run(options: RunOptions) -> int:
     """Open the model and the source, then read frames until the source ends, max_frames, or q/Esc."""
     classifier = load_classifier(options.model or default_model_path(), threads=options.threads)
@@ -197,11 +207,10 @@ def run(options: RunOptions) -> int:
             while options.max_frames is None or index < options.max_frames:
                 if not paused:
                     started = time.perf_counter()
-                    got = source.read()
+                    got = read_timed(source)
                     if got is None:
                         break
-                    frame, time_ms = got
-                    capture_ms = (time.perf_counter() - started) * 1000
+                    frame, time_ms, capture_ms = got
                     result = pipeline.process(frame, index, time_ms, capture_ms)
                     _emit(result, options.output_format, last_stable, source.current if independent else None)
                     last_stable = result.stable_text

@@ -183,7 +183,7 @@ def test_end_to_end_and_cold_start(tmp_path):
     assert pipeline["error"] is None and pipeline["frames"] == 24
     assert (pipeline["width"], pipeline["height"]) == (640, 480)
     assert pipeline["fps_without_decode"] >= pipeline["fps_with_decode"] > 0
-    assert [stage for stage, _ in pipeline["stage_p50_ms"]] == ["capture", "detect", "classify", "total"]
+    assert [stage for stage, _ in pipeline["stage_p50_ms"]] == ["capture", "detect", "classify", "overlay", "path", "total"]
     # The clip holds digit cards, so some frames reach the model, and classifying takes time there.
     assert dict(pipeline["digit_frame_p50_ms"])["classify"] > 0 and 0 < pipeline["read_share"] <= 1
     [cold] = report["cold_starts"]
