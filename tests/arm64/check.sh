@@ -43,6 +43,9 @@ VARIANT=extract
 USERLAND_RECIPE="v3 $SUITE arm64 $MIRROR $VARIANT $PACKAGES"
 HOST_PACKAGES=(mmdebstrap qemu-user-static)
 MODELS=(cnn_int8.tflite cnn_float32.tflite cnn_int8.onnx cnn_float32.onnx)  # every runtime, both precisions
+# `digits predict` with one model per runtime (each process costs ~10 s to start under emulation);
+# probe.py reads all four models in one process, bit for bit.
+PREDICT_MODELS=(cnn_int8.tflite cnn_float32.onnx)
 # `digits run` is slower under emulation: one model per runtime on the lossless clip, and the default
 # model on the MJPG clip (compared on what a user reads: see compare.py).
 RUN_MODELS=(cnn_int8.tflite cnn_float32.onnx)
@@ -144,7 +147,7 @@ run() {  # \$1 model, \$2 clip, \$3 output name
         --model "models/\$1" > "\$out/\$3-\$1.jsonl"
 }
 if [ "\$plan" = full ]; then
-    for model in ${MODELS[*]}; do predict "\$model"; done
+    for model in ${PREDICT_MODELS[*]}; do predict "\$model"; done
     for model in \$RUN_MODELS; do run "\$model" clip_lossless.mkv run; done
     if [ -n "\$RUN_MODELS" ]; then run ${MODELS[0]} clip.avi readout; fi
     "\$py" probe.py \$(printf 'models/%s ' ${MODELS[*]}) -- \$images > "\$out/probe.jsonl"
@@ -303,17 +306,17 @@ fi
 # OpenCV/LiteRT releases still support it. Check that this resolves, installs and gives the same answers.
 PI_VENV="/opt/digits-pi-venv-$deps_key"
 pi_start=$SECONDS
-if [ ! -f "$ROOT$PI_VENV/.ready" ]; then
-    rm -rf "$ROOT"/opt/digits-pi-venv-*
+if [ ! -d "$ROOT$PI_VENV" ]; then
     # No pip of its own (ensurepip under emulation takes a minute): the base venv's pip installs into it.
+    rm -rf "$ROOT"/opt/digits-pi-venv-*
     in_arm64 python3 -m venv --without-pip --system-site-packages "$PI_VENV"
-    in_arm64 "$VENV/bin/pip" --python "$PI_VENV/bin/python" install --quiet "setuptools>=68" wheel \
-        || fail "pip cannot install into the Pi-route venv"
-    touch "$ROOT$PI_VENV/.ready"
 fi
 say "arm64, Pi route: pip install . \"numpy<2\" into a --system-site-packages venv (apt's NumPy)"
-if ! in_arm64 bash -c "cd /work/src && $VENV/bin/pip --python $PI_VENV/bin/python install --quiet \
-        --no-build-isolation . 'numpy<2' 2>&1" | sed 's/^/    /'; then
+# The wheel of the checkout that the base venv's `pip install .` built (pip wheel . builds the same
+# one), so this venv needs no build backend of its own.
+if ! in_arm64 bash -c "cd /work/src && $VENV/bin/pip wheel --quiet --no-deps --no-build-isolation -w /work/wheel . \
+        && $VENV/bin/pip --python $PI_VENV/bin/python install --quiet --force-reinstall --no-deps /work/wheel/*.whl \
+        && $VENV/bin/pip --python $PI_VENV/bin/python install --quiet /work/wheel/*.whl 'numpy<2' 2>&1" | sed 's/^/    /'; then
     fail "pip install . 'numpy<2' failed on arm64 (above): the README's Picamera2 route is broken"
 fi
 pi_versions="$(in_arm64 "$PI_VENV/bin/python" -c "
