@@ -59,12 +59,14 @@ class CaptureSource:
 
     def _open(self):
         # OpenCV logs a warning per backend it tries for a missing camera; our one-line error says it better.
-        previous = cv2.utils.logging.getLogLevel()
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        # OpenCV 5 keeps the log level in cv2.utils.logging, the 4.x wheels (a Pi's numpy<2 route) in cv2; 0 is silent.
+        log = getattr(cv2.utils, "logging", cv2)
+        previous = log.getLogLevel()
+        log.setLogLevel(0)
         try:
             capture = cv2.VideoCapture(self.target)
         finally:
-            cv2.utils.logging.setLogLevel(previous)
+            log.setLogLevel(previous)
         if not capture.isOpened():
             capture.release()
             return None
