@@ -40,6 +40,7 @@ MIN_INK_CONTRAST = 40  # grey levels between paper and ink
 MAX_PAPER_SATURATION = 0.2
 MAX_INK_CHROMA = 0.7  # the ink's colourfulness, as a share of its contrast with the paper
 MIN_HOLE_BRIGHTNESS = 0.6  # the non-ink inside the ink box, as a share of the way from ink up to paper
+MIN_BOX_BRIGHTNESS = 0.15  # the median of the whole ink box, likewise: a digit's box is mostly paper
 CROP_PAD_SHARE = 0.2  # the crop's margin around the ink, as a share of its longer side
 MAX_DIGITS = 8  # more candidates than this in one frame is clutter, not a number
 
@@ -202,6 +203,11 @@ def _on_plain_paper(frame: np.ndarray, scale: float, small: np.ndarray, mask: np
     box_window = (slice(y - top, y - top + h), slice(x - left, x - left + w))
     inside = window[box_window][~ink_here[box_window]]
     if len(inside) and _levels(inside, (0.5,))[0] - ink_level < MIN_HOLE_BRIGHTNESS * contrast:
+        return None
+    # Most of a written digit's box is paper. A dark object whose outline the adaptive threshold
+    # traced (a picture frame, a dark box crossed by a cable) is mostly dark inside its box. A
+    # straight "1" is all stroke, so thin blobs are exempt.
+    if w / h > THIN_STROKE_ASPECT and _levels(window[box_window].ravel(), (0.5,))[0] - ink_level < MIN_BOX_BRIGHTNESS * contrast:
         return None
     rows, cols = slice(top, bottom), slice(left, right)
     if _colourful(_frame_pixels(frame, scale, rows, cols, paper)):
