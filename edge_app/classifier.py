@@ -63,9 +63,6 @@ class Classifier(ABC):
     def predict(self, digits: np.ndarray) -> list[Prediction]:
         return predictions_from_probabilities(self.probabilities(digits))
 
-    def describe(self) -> str:
-        return f"{self.path.name} ({self.runtime})"
-
 
 @contextlib.contextmanager
 def _native_stderr_silenced():

@@ -10,7 +10,7 @@ import hashlib
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -187,7 +187,3 @@ def export_model(keras_path: Path, out_dir: Path, format_names: list[str], data_
             training[keras_path.name]["keras_test_accuracy"] = info.get("test", {}).get("accuracy")
         update_manifest(out_dir, entries, training)
     return reports, errors
-
-
-def report_as_dict(report: ArtifactReport) -> dict:
-    return asdict(report)

@@ -43,10 +43,24 @@ def _window(env, title: str, timeout: float = 20) -> str:
     raise AssertionError(f"no window named {title!r} appeared")
 
 
+def _quit_and_wait(app: subprocess.Popen, env, window: str | None, timeout: float) -> tuple[str, str]:
+    """Press q in the window (if it ever appeared) and collect the app's output; kill it if it does not quit."""
+    try:
+        if window is None:
+            app.kill()
+        else:
+            _xdotool(env, "key", "--window", window, "q")
+        return app.communicate(timeout=timeout)
+    finally:
+        if app.poll() is None:
+            app.kill()
+
+
 def test_draw_reads_a_digit_drawn_with_the_mouse(display):
     env = {**os.environ, "DISPLAY": display}
     app = subprocess.Popen([sys.executable, "-m", "edge_app", "draw", "--model", str(MODELS / "cnn_int8.tflite")],
                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    window = None
     try:
         window = _window(env, "digits draw")
         origin = dict(line.split("=") for line in _xdotool(env, "getwindowgeometry", "--shell", window).splitlines())
@@ -62,11 +76,8 @@ def test_draw_reads_a_digit_drawn_with_the_mouse(display):
         time.sleep(1.0)
         _xdotool(env, "key", "--window", window, "c")
         time.sleep(0.5)
-        _xdotool(env, "key", "--window", window, "q")
-        out, err = app.communicate(timeout=20)
     finally:
-        if app.poll() is None:
-            app.kill()
+        out, err = _quit_and_wait(app, env, window, timeout=20)
     assert app.returncode == 0, err
     lines = out.strip().splitlines()  # a line per change of reading: partial strokes, the 7, then blank
     print(lines)
@@ -81,14 +92,12 @@ def test_run_window_snapshot_and_quit(display, tmp_path, mnist_test):
     env = {**os.environ, "DISPLAY": display}
     app = subprocess.Popen([sys.executable, "-m", "edge_app", "run", "--source", str(clip), "--snapshot_dir",
                             str(tmp_path)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    window = None
     try:
         window = _window(env, "digits")
         _xdotool(env, "key", "--window", window, "s")
         time.sleep(0.5)
-        _xdotool(env, "key", "--window", window, "q")
-        out, err = app.communicate(timeout=30)
     finally:
-        if app.poll() is None:
-            app.kill()
+        out, err = _quit_and_wait(app, env, window, timeout=30)
     assert app.returncode == 0, err
     assert list(tmp_path.glob("digits_snapshot_*.png")), err
