@@ -31,6 +31,19 @@ def _build_parser(argv: list[str]):
     return parser
 
 
+# Packages outside the edge install -> the extra that brings them.
+OPTIONAL_PACKAGES = {"tensorflow": "train", "keras": "train", "tf2onnx": "train", "onnx": "train",
+                     "matplotlib": "plot"}
+
+
+def _missing_package(command: str, error: ModuleNotFoundError) -> int:
+    root = (error.name or "").split(".")[0]
+    extra = OPTIONAL_PACKAGES.get(root, "train")
+    print(f"digits {command}: needs {root!r}, which this install lacks: pip install -e '.[{extra}]'",
+          file=sys.stderr)
+    return 2
+
+
 class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Show each option's default, unless its help text already says what the default is."""
 
@@ -53,9 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        print(f"digits {name}: missing package {error.name!r}; install it, e.g. pip install '.[train]'",
-              file=sys.stderr)
-        return 2
+        return _missing_package(name, error)
     parser = argparse.ArgumentParser(prog=f"digits {name}", description=help_text,
                                      formatter_class=_DefaultsFormatter)
     module.add_arguments(parser)
@@ -63,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = shlex.join(["digits", *argv])  # recorded in reports and the manifest
     try:
         return int(module.main(args) or 0)
+    except ModuleNotFoundError as error:
+        if error.name and error.name.split(".")[0] in OPTIONAL_PACKAGES:  # heavy packages are imported late
+            return _missing_package(name, error)
+        raise
     except BrokenPipeError:
         # The reader went away (`digits predict ... | head`): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

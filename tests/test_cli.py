@@ -33,3 +33,21 @@ def test_export_rejects_unknown_format():
 def test_export_missing_model_is_one_line(tmp_path):
     result = run_digits("export", str(tmp_path / "none.keras"))
     assert result.returncode == 1 and "not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_training_tools_on_an_edge_install_say_what_to_install():
+    """No TensorFlow/Keras (a Pi's edge install): train and export name the extra, without a traceback."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = ("import sys\n"
+            "for name in ('keras', 'tensorflow'): sys.modules[name] = None  # as if not installed\n"
+            "from edge_app.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    for command in (["export", "models/cnn.keras"], ["train", "--epochs", "1"]):
+        result = subprocess.run([sys.executable, "-c", code, *command], cwd=ROOT, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr and "pip install -e '.[train]'" in result.stderr
