@@ -24,6 +24,9 @@ MIN_FRAME_SIZE = 16  # px; anything smaller cannot show a readable digit
 # Ink: darker than the local mean (a window of this share of the working height) by this many levels.
 BLOCK_SHARE = 0.12
 INK_OFFSET = 12
+# The paper level under a pixel: the brightest light nearby, over a square of this share of the working
+# height. Dark things narrower than it (strokes, fingers, small objects) are wiped off; shading is kept.
+PAPER_SHARE = 0.25
 # What a digit looks like, relative to the working copy's height (H).
 MIN_HEIGHT_SHARE, MAX_HEIGHT_SHARE = 0.06, 0.75  # a card held close fills most of the frame
 MIN_ASPECT, MAX_ASPECT = 0.08, 1.8  # width / height of the ink box (a wide 0 or 2 reaches 1.5)
@@ -39,6 +42,7 @@ MIN_INK_CONTRAST = 40  # grey levels between paper and ink
 # ring's BGR pixels stays below this. Painted walls, skin and coloured objects sit above it.
 MAX_PAPER_SATURATION = 0.2
 MAX_INK_CHROMA = 0.7  # the ink's colourfulness, as a share of its contrast with the paper
+MAX_COLOURED_INK_SHARE = 0.5  # of a blob's pixels that may be more colourful than pen ink
 MIN_HOLE_BRIGHTNESS = 0.6  # the non-ink inside the ink box, as a share of the way from ink up to paper
 MIN_BOX_BRIGHTNESS = 0.15  # the median of the whole ink box, likewise: a digit's box is mostly paper
 CROP_PAD_SHARE = 0.2  # the crop's margin around the ink, as a share of its longer side
@@ -63,6 +67,19 @@ class DigitRegion:
     crop: np.ndarray  # (box.h, box.w) uint8 grayscale; other ink inside the box painted the paper's colour
 
 
+@dataclass(frozen=True, eq=False)
+class _Scene:
+    """One frame as the tests see it: the full frame, its small grey copy, the copy's paper-normalised
+    twin, the ink mask and its labelled blobs."""
+    scale: float  # frame pixels per working-copy pixel
+    small: np.ndarray  # (h, w) uint8 grey working copy
+    flat: np.ndarray  # (h, w) uint8: `small` divided by the local paper level, paper ~255 in light and shadow
+    mask: np.ndarray  # (h, w) uint8, 255 = ink
+    labels: np.ndarray  # (h, w) int32 blob labels of `mask`
+    areas: np.ndarray  # ink pixels per label
+    coloured: np.ndarray  # (h, w) bool: colourful pixels (skin, paint, objects), never paper or pen ink
+
+
 def _working_copy(gray: np.ndarray) -> tuple[np.ndarray, float]:
     """(h, w) uint8 -> (small gray, scale from small to frame pixels)."""
     height, width = gray.shape
@@ -77,6 +94,17 @@ def ink_mask(small: np.ndarray) -> np.ndarray:
     """(h, w) uint8 -> (h, w) uint8 mask (255 = ink): darker than the local mean, robust to uneven light."""
     block = max(3, int(small.shape[0] * BLOCK_SHARE) | 1)
     return cv2.adaptiveThreshold(small, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, INK_OFFSET)
+
+
+def paper_level(small: np.ndarray) -> np.ndarray:
+    """(h, w) uint8 -> (h, w) uint8: the level of the paper under each pixel, as if nothing were written on it.
+
+    A grey closing (a max then a min filter) wider than any pen stroke: it wipes the ink off the paper
+    and keeps the light. Dividing by it turns a shadow across the card or a light gradient into flat
+    paper, so the paper and ink tests need no allowance for light.
+    """
+    size = max(3, int(small.shape[0] * PAPER_SHARE) | 1)
+    return cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (size, size)))
 
 
 def _merge_broken_strokes(boxes: np.ndarray, gap: float) -> list[list[int]]:
@@ -144,50 +172,48 @@ def _levels(values: np.ndarray, shares: tuple[float, ...]) -> list[float]:
     return [float(np.searchsorted(cumulative, share * cumulative[-1])) for share in shares]
 
 
-def _frame_pixels(frame: np.ndarray, scale: float, rows: slice, cols: slice, where: np.ndarray) -> np.ndarray | None:
-    """(n, 3) int16 BGR pixels of the full frame under `where` (a mask over the working copy's rows, cols)."""
+def _colour_copy(frame: np.ndarray, small_shape: tuple[int, int]) -> np.ndarray | None:
+    """The frame's BGR pixels at the working copy's size (nearest: no blending of ink with paper); None for grey."""
     if frame.ndim != 3 or frame.shape[2] < 3 or frame.dtype != np.uint8:
         return None  # a grey frame has no colour to tell; the other tests still apply
-    ys = np.minimum((np.arange(rows.start, rows.stop) * scale).astype(np.intp), frame.shape[0] - 1)
-    xs = np.minimum((np.arange(cols.start, cols.stop) * scale).astype(np.intp), frame.shape[1] - 1)
-    return frame[ys[:, None], xs[None, :], :3][where].astype(np.int16)
+    bgr = np.ascontiguousarray(frame[:, :, :3])
+    return cv2.resize(bgr, (small_shape[1], small_shape[0]), interpolation=cv2.INTER_NEAREST)
 
 
-def _colourful(pixels: np.ndarray | None) -> bool:
-    """Whether these pixels are coloured (a wall, skin, an object), not white or grey paper."""
-    if pixels is None or len(pixels) == 0:
-        return False
-    brightest, darkest = pixels.max(axis=1), pixels.min(axis=1)
-    saturation = (brightest - darkest) / np.maximum(brightest, 1)
-    return float(np.median(saturation)) > MAX_PAPER_SATURATION
+def _chroma(colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(h, w, 3) uint8 BGR -> (max - min, max) of the channels, each (h, w) uint8."""
+    blue, green, red = cv2.split(colour)
+    brightest = cv2.max(cv2.max(blue, green), red)
+    return cv2.subtract(brightest, cv2.min(cv2.min(blue, green), red)), brightest
 
 
-def _ink_chroma(pixels: np.ndarray | None) -> float:
-    """Median colourfulness (max - min of B, G, R, in grey levels) of a blob's ink; 0 for a grey frame."""
-    if pixels is None or len(pixels) == 0:
-        return 0.0
-    return float(np.median(pixels.max(axis=1) - pixels.min(axis=1)))
-
-
-def _on_plain_paper(frame: np.ndarray, scale: float, small: np.ndarray, mask: np.ndarray, own: np.ndarray,
-                    box: tuple[int, int, int, int]) -> float | None:
+def _on_plain_paper(scene: _Scene, own: np.ndarray, box: tuple[int, int, int, int]) -> float | None:
     """The paper's grey level when the ring around `box` is light, even paper darker ink sits on; else None.
 
-    `own` is the digit's own ink (bool, same shape as `small`); ink of other blobs in the ring (a
-    neighbouring digit) is left out of the paper statistics but counts against the paper share.
+    `own` is the digit's own ink (bool, same shape as `scene.small`); ink of other blobs in the ring (a
+    neighbouring digit) is left out of the paper statistics but counts against the paper share. Levels
+    are read on the paper-normalised copy, so a shadow across the card is not uneven paper.
     """
     x, y, w, h = box
     pad = max(2, int(RING_SHARE * h))
     top, left = max(0, y - pad), max(0, x - pad)
-    bottom, right = min(small.shape[0], y + h + pad), min(small.shape[1], x + w + pad)
-    window = small[top:bottom, left:right]
-    ink_here = mask[top:bottom, left:right] > 0
-    own_here = own[top:bottom, left:right]
+    bottom, right = min(scene.small.shape[0], y + h + pad), min(scene.small.shape[1], x + w + pad)
+    rows, cols = slice(top, bottom), slice(left, right)
+    window = scene.flat[rows, cols]
+    ink_here = scene.mask[rows, cols] > 0
+    own_here = own[rows, cols]
     ring = np.ones(window.shape, bool)
     ring[y - top:y - top + h, x - left:x - left + w] = False
-    paper = ring & ~ink_here
+    # Paper is white or grey whatever the light; colourful pixels are something else: the fingers
+    # holding the card, a painted wall, an object.
+    coloured = scene.coloured[rows, cols]
+    paper = ring & ~ink_here & ~coloured
     other_ink = ring & ink_here & ~own_here
-    if paper.sum() < MIN_PAPER_SHARE * ring.sum() - other_ink.sum() * 0.5:
+    occluded = ring & ~ink_here & coloured
+    # Most of the ring is paper. Ink of other blobs (a neighbouring digit, a finger's edge) and coloured
+    # pixels (fingers over the card) count half against it: a digit beside the fingers is still read,
+    # a dark blob on a coloured wall is not.
+    if paper.sum() < MIN_PAPER_SHARE * ring.sum() - 0.5 * (other_ink.sum() + occluded.sum()):
         return None
     paper_levels = window[paper]
     ink_levels = window[own_here]
@@ -209,28 +235,23 @@ def _on_plain_paper(frame: np.ndarray, scale: float, small: np.ndarray, mask: np
     # straight "1" is all stroke, so thin blobs are exempt.
     if w / h > THIN_STROKE_ASPECT and _levels(window[box_window].ravel(), (0.5,))[0] - ink_level < MIN_BOX_BRIGHTNESS * contrast:
         return None
-    rows, cols = slice(top, bottom), slice(left, right)
-    if _colourful(_frame_pixels(frame, scale, rows, cols, paper)):
-        return None
-    # Ink is dark and nearly grey against the paper: black and blue pens, pencil. A coloured object
-    # (a magenta vase, a blue cup) is as colourful as it is dark, or more: ratio ~1 against ~0.5 for a
-    # blue ballpoint. The cost: a red pen's digits are refused too.
-    if _ink_chroma(_frame_pixels(frame, scale, rows, cols, own_here)) > MAX_INK_CHROMA * contrast:
-        return None
-    return float(paper_level)
+    grey = scene.small[rows, cols]
+    grey_paper, grey_ink = _levels(grey[paper], (0.5,))[0], _levels(grey[own_here], (0.5,))[0]
+    if grey_paper - grey_ink < MIN_INK_CONTRAST:
+        return None  # too faint in the frame itself: noise, or a shadow's edge the normalising magnified
+    return grey_paper
 
 
-def _accept_digit(frame: np.ndarray, scale: float, small: np.ndarray, mask: np.ndarray, labels: np.ndarray, boxes: np.ndarray,
-                  areas: np.ndarray, candidates: list[int], group: list[int]):
+def _accept_digit(scene: _Scene, boxes: np.ndarray, candidates: list[int], group: list[int]):
     """(box, own ink mask, paper level) when the blobs in `group` together look like a digit on paper, else None."""
     box = _group_box(boxes, group)
     members = [candidates[i] for i in group]
-    if not _looks_like_digit(box, int(areas[members].sum()), small.shape):
+    if not _looks_like_digit(box, int(scene.areas[members].sum()), scene.small.shape):
         return None
     x, y, w, h = box
-    own = np.zeros(small.shape, bool)
-    own[y:y + h, x:x + w] = np.isin(labels[y:y + h, x:x + w], members)
-    paper_level = _on_plain_paper(frame, scale, small, mask, own, box)
+    own = np.zeros(scene.small.shape, bool)
+    own[y:y + h, x:x + w] = np.isin(scene.labels[y:y + h, x:x + w], members)
+    paper_level = _on_plain_paper(scene, own, box)
     return None if paper_level is None else (box, own, paper_level)
 
 
@@ -257,13 +278,31 @@ def find_digits(frame: np.ndarray) -> list[DigitRegion]:
     candidates = [int(i) for i in candidates if i != 0]
     if not candidates or len(candidates) > 200:
         return []  # nothing, or a frame of pure texture
+    paper = paper_level(small)
+    flat = cv2.divide(small, np.maximum(paper, 1), scale=255)
+    coloured = np.zeros(small.shape, bool)
+    colour = _colour_copy(frame, small.shape)
+    if colour is not None:
+        chroma, brightest = _chroma(colour)
+        coloured = chroma > MAX_PAPER_SATURATION * brightest
+        # Pen ink is dark and nearly grey against its paper: black and blue pens, pencil. Skin, paint and
+        # coloured objects are about as colourful as they are dark, or more: ratio ~1 against ~0.25 for
+        # a blue ballpoint. Blobs that are mostly such "ink" are dropped before any merging, so a digit is
+        # never joined to the fingertips below it. The cost: a red pen's digits are refused too.
+        darkness = paper.astype(np.int16) - small
+        coloured_ink = (chroma > MAX_INK_CHROMA * darkness) & (mask > 0)
+        coloured_share = np.bincount(labels[coloured_ink], minlength=count) / np.maximum(areas, 1)
+        candidates = [i for i in candidates if coloured_share[i] <= MAX_COLOURED_INK_SHARE]
+        if not candidates:
+            return []
     boxes = stats[candidates, :4]
+    scene = _Scene(scale, small, flat, mask, labels, areas, coloured)
     found = []
     for group in _merge_broken_strokes(boxes, gap=0.08 * height):
-        digit = _accept_digit(frame, scale, small, mask, labels, boxes, areas, candidates, group)
+        digit = _accept_digit(scene, boxes, candidates, group)
         if digit is None and len(group) > 1:
             # A merge is a guess: when the whole fails, its parts may still be digits on their own.
-            digit_parts = (_accept_digit(frame, scale, small, mask, labels, boxes, areas, candidates, [i]) for i in group)
+            digit_parts = (_accept_digit(scene, boxes, candidates, [i]) for i in group)
             found.extend(part for part in digit_parts if part is not None)
         elif digit is not None:
             found.append(digit)
