@@ -180,13 +180,6 @@ def _colour_copy(frame: np.ndarray, small_shape: tuple[int, int]) -> np.ndarray 
     return cv2.resize(bgr, (small_shape[1], small_shape[0]), interpolation=cv2.INTER_NEAREST)
 
 
-def _chroma(colour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(h, w, 3) uint8 BGR -> (max - min, max) of the channels, each (h, w) uint8."""
-    blue, green, red = cv2.split(colour)
-    brightest = cv2.max(cv2.max(blue, green), red)
-    return cv2.subtract(brightest, cv2.min(cv2.min(blue, green), red)), brightest
-
-
 def _on_plain_paper(scene: _Scene, own: np.ndarray, box: tuple[int, int, int, int]) -> float | None:
     """The paper's grey level when the ring around `box` is light, even paper darker ink sits on; else None.
 
@@ -283,14 +276,17 @@ def find_digits(frame: np.ndarray) -> list[DigitRegion]:
     coloured = np.zeros(small.shape, bool)
     colour = _colour_copy(frame, small.shape)
     if colour is not None:
-        chroma, brightest = _chroma(colour)
+        blue, green, red = cv2.split(colour)
+        brightest = cv2.max(cv2.max(blue, green), red)
+        chroma = cv2.subtract(brightest, cv2.min(cv2.min(blue, green), red))
         coloured = chroma > MAX_PAPER_SATURATION * brightest
-        # Pen ink is dark and nearly grey against its paper: black and blue pens, pencil. Skin, paint and
-        # coloured objects are about as colourful as they are dark, or more: ratio ~1 against ~0.25 for
-        # a blue ballpoint. Blobs that are mostly such "ink" are dropped before any merging, so a digit is
-        # never joined to the fingertips below it. The cost: a red pen's digits are refused too.
+        # Pen ink is black, grey (pencil) or blue. Skin, paint and coloured objects are colourful in
+        # another hue, or as colourful as they are dark (ratio ~1 against ~0.25 for a blue ballpoint).
+        # Blobs that are mostly such pixels are dropped before any merging, so a digit is never joined
+        # to the fingertips over the card. The cost: a red or green pen's digits are refused.
         darkness = paper.astype(np.int16) - small
-        coloured_ink = (chroma > MAX_INK_CHROMA * darkness) & (mask > 0)
+        not_pen = (coloured & (blue < brightest)) | (chroma > MAX_INK_CHROMA * darkness)
+        coloured_ink = not_pen & (mask > 0)
         coloured_share = np.bincount(labels[coloured_ink], minlength=count) / np.maximum(areas, 1)
         candidates = [i for i in candidates if coloured_share[i] <= MAX_COLOURED_INK_SHARE]
         if not candidates:
