@@ -29,7 +29,7 @@ INK_OFFSET = 12
 PAPER_SHARE = 0.25
 # What a digit looks like, relative to the working copy's height (H).
 MIN_HEIGHT_SHARE, MAX_HEIGHT_SHARE = 0.06, 0.75  # a card held close fills most of the frame
-MIN_ASPECT, MAX_ASPECT = 0.08, 1.8  # width / height of the ink box (a wide 0 or 2 reaches 1.5)
+MIN_ASPECT, MAX_ASPECT = 0.08, 2.2  # width / height of the ink box (a wide 0 or 2 reaches 1.5, a flat 5 on a tilted card 1.8)
 MIN_FILL, MAX_FILL = 0.08, 0.75  # ink pixels / ink-box area
 THIN_STROKE_ASPECT = 0.3  # narrower than this (w / h), a blob is one stroke: a 1
 MIN_SPECK_SHARE = 0.0004  # components smaller than this share of the frame area are noise, ignored
@@ -41,6 +41,7 @@ MIN_INK_CONTRAST = 40  # grey levels between paper and ink
 # Paper is white or grey, whatever the light: the median colourfulness (max - min) / max of the
 # ring's BGR pixels stays below this. Painted walls, skin and coloured objects sit above it.
 MAX_PAPER_SATURATION = 0.2
+MIN_CHROMA = 20  # grey levels between a pixel's brightest and darkest channel before its hue counts
 MAX_INK_CHROMA = 0.7  # the ink's colourfulness, as a share of its contrast with the paper
 MAX_COLOURED_INK_SHARE = 0.5  # of a blob's pixels that may be more colourful than pen ink
 MIN_HOLE_BRIGHTNESS = 0.6  # the non-ink inside the ink box, as a share of the way from ink up to paper
@@ -127,7 +128,7 @@ def _merge_broken_strokes(boxes: np.ndarray, gap: float) -> list[list[int]]:
     # Nested boxes grow neither side: a blob inside another (a digit inside the card's outline).
     nested = (union_w == max_w) & (union_h == max_h)
     joins = ((overlap >= 0.5 * np.minimum(w[:, None], w[None]))
-             & (vertical_gap >= -0.3 * min_h) & (vertical_gap <= gap) & ~nested
+             & (vertical_gap >= -0.6 * min_h) & (vertical_gap <= gap) & ~nested
              & (union_w <= 1.15 * max_w) & (union_h <= 1.7 * max_h))
     parent = list(range(len(boxes)))
 
@@ -279,13 +280,15 @@ def find_digits(frame: np.ndarray) -> list[DigitRegion]:
         blue, green, red = cv2.split(colour)
         brightest = cv2.max(cv2.max(blue, green), red)
         chroma = cv2.subtract(brightest, cv2.min(cv2.min(blue, green), red))
-        coloured = chroma > MAX_PAPER_SATURATION * brightest
+        # Dark pixels' hue is noise (a few grey levels of JPEG colour swing it), so colour needs both a
+        # share of the brightness and a floor in grey levels.
+        coloured = (chroma > MAX_PAPER_SATURATION * brightest) & (chroma > MIN_CHROMA)
         # Pen ink is black, grey (pencil) or blue. Skin, paint and coloured objects are colourful in
         # another hue, or as colourful as they are dark (ratio ~1 against ~0.25 for a blue ballpoint).
         # Blobs that are mostly such pixels are dropped before any merging, so a digit is never joined
         # to the fingertips over the card. The cost: a red or green pen's digits are refused.
         darkness = paper.astype(np.int16) - small
-        not_pen = (coloured & (blue < brightest)) | (chroma > MAX_INK_CHROMA * darkness)
+        not_pen = coloured & ((blue < brightest) | (chroma > MAX_INK_CHROMA * darkness))
         coloured_ink = not_pen & (mask > 0)
         coloured_share = np.bincount(labels[coloured_ink], minlength=count) / np.maximum(areas, 1)
         candidates = [i for i in candidates if coloured_share[i] <= MAX_COLOURED_INK_SHARE]

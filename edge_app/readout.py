@@ -52,7 +52,7 @@ def _neighbour(current: int, candidates: list[int], boxes, direction: int) -> in
         # Digits of one number are written on one line, at about one size, close together; a blob
         # beside the card (clutter, the card's edge) rarely is all three.
         same_line = abs((y + h / 2) - (cy + ch / 2)) <= 0.35 * max(h, ch)
-        similar = 0.7 <= ch / h <= 1.45
+        similar = 0.6 <= ch / h <= 1 / 0.6
         if i != current and same_line and similar and -0.3 * h <= gap <= 0.8 * h:
             if best_gap is None or gap < best_gap:
                 best, best_gap = i, gap
