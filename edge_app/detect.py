@@ -36,11 +36,16 @@ MIN_SPECK_SHARE = 0.0004  # components smaller than this share of the frame area
 # The paper around a digit (a ring as wide as this share of the digit height).
 RING_SHARE = 0.45
 MIN_PAPER_SHARE = 0.75  # of the ring that must be free of ink
-MAX_PAPER_SPREAD = 1.0  # (p90 - p10) of the paper, as a share of the paper-to-ink contrast
+MAX_PAPER_SPREAD = 0.6  # (p90 - p10) of the paper, as a share of the paper-to-ink contrast
 MIN_INK_CONTRAST = 40  # grey levels between paper and ink
 # Paper is white or grey, whatever the light: the median colourfulness (max - min) / max of the
 # ring's BGR pixels stays below this. Painted walls, skin and coloured objects sit above it.
 MAX_PAPER_SATURATION = 0.2
+# White balance: the brightest WHITE_SHARE of the frame is taken to be white paper under the scene's light;
+# no channel is amplified more than MAX_WHITE_GAIN.
+WHITE_SHARE = 0.1
+MAX_WHITE_GAIN = 1.6
+ILLUMINANT_SLOPE = 0.3  # a lamp's cast: R/G - 1 at least this share of 1 - B/G (or cold: the reverse)
 MIN_CHROMA = 20  # grey levels between a pixel's brightest and darkest channel before its hue counts
 MAX_INK_CHROMA = 0.7  # the ink's colourfulness, as a share of its contrast with the paper
 MAX_COLOURED_INK_SHARE = 0.5  # of a blob's pixels that may be more colourful than pen ink
@@ -181,6 +186,55 @@ def _colour_copy(frame: np.ndarray, small_shape: tuple[int, int]) -> np.ndarray 
     return cv2.resize(bgr, (small_shape[1], small_shape[0]), interpolation=cv2.INTER_NEAREST)
 
 
+def _white_balanced(colour: np.ndarray, small: np.ndarray) -> np.ndarray:
+    """`colour` with its channels scaled so that the typical hue of the brightest pixels becomes grey.
+
+    In a frame that holds a card, most of the brightest pixels are the paper, so this undoes the light's
+    colour (a warm lamp, a cold window) that the camera's white balance left in.
+    """
+    bright = colour[small >= _levels(small.ravel(), (1 - WHITE_SHARE,))[0]].astype(np.float32) + 1.0
+    blue_cast, red_cast = np.median(bright[:, 0] / bright[:, 1]), np.median(bright[:, 2] / bright[:, 1])
+    # Light is warm (less blue, more red than green) or cold (the reverse), the two moving together.
+    # Bright pixels of any other hue (an olive, green or magenta wall) are no white paper under a
+    # lamp: leave the colours alone.
+    warm = blue_cast < 1.0 and red_cast - 1.0 >= ILLUMINANT_SLOPE * (1.0 - blue_cast)
+    cold = red_cast < 1.0 and blue_cast - 1.0 >= ILLUMINANT_SLOPE * (1.0 - red_cast)
+    if not (warm or cold):
+        return colour
+    cast = np.array([blue_cast, 1.0, red_cast])
+    return cv2.transform(colour, np.diag(np.minimum(cast.max() / cast, MAX_WHITE_GAIN)))
+
+
+def _hues(colour: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(h, w, 3) uint8 BGR -> (coloured, not blue, chroma): colourful pixels, those whose hue is not blue, max - min."""
+    blue, green, red = cv2.split(colour)
+    brightest = cv2.max(cv2.max(blue, green), red)
+    chroma = cv2.subtract(brightest, cv2.min(cv2.min(blue, green), red))
+    # Dark pixels' hue is noise (a few grey levels of JPEG colour swing it), so colour needs both a
+    # share of the brightness and a floor in grey levels.
+    coloured = (chroma > MAX_PAPER_SATURATION * brightest) & (chroma > MIN_CHROMA)
+    return coloured, blue < brightest, chroma
+
+
+def _colour_classes(colour: np.ndarray, small: np.ndarray, paper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(coloured, not pen ink), each (h, w) bool: what is not white/grey paper, and what no pen wrote.
+
+    A pixel counts as coloured only when it is coloured both as the camera saw it and white-balanced
+    on the frame's brightest pixels: the balance rescues white paper under a coloured light, and the
+    camera's own colours keep a wrong balance (a bright coloured wall taken for the paper) from
+    turning the real card colourful.
+    """
+    coloured, not_blue, chroma = _hues(colour)
+    balanced_coloured, balanced_not_blue, balanced_chroma = _hues(_white_balanced(colour, small))
+    coloured &= balanced_coloured
+    # Pen ink is black, grey (pencil) or blue. Skin, paint and coloured objects are colourful in
+    # another hue, or as colourful as they are dark (ratio ~1 against ~0.25 for a blue ballpoint).
+    # The cost: a red or green pen's digits are refused.
+    darkness = paper.astype(np.int16) - small
+    as_colourful_as_dark = cv2.min(chroma, balanced_chroma) > MAX_INK_CHROMA * darkness
+    return coloured, coloured & ((not_blue & balanced_not_blue) | as_colourful_as_dark)
+
+
 def _on_plain_paper(scene: _Scene, own: np.ndarray, box: tuple[int, int, int, int]) -> float | None:
     """The paper's grey level when the ring around `box` is light, even paper darker ink sits on; else None.
 
@@ -277,18 +331,9 @@ def find_digits(frame: np.ndarray) -> list[DigitRegion]:
     coloured = np.zeros(small.shape, bool)
     colour = _colour_copy(frame, small.shape)
     if colour is not None:
-        blue, green, red = cv2.split(colour)
-        brightest = cv2.max(cv2.max(blue, green), red)
-        chroma = cv2.subtract(brightest, cv2.min(cv2.min(blue, green), red))
-        # Dark pixels' hue is noise (a few grey levels of JPEG colour swing it), so colour needs both a
-        # share of the brightness and a floor in grey levels.
-        coloured = (chroma > MAX_PAPER_SATURATION * brightest) & (chroma > MIN_CHROMA)
-        # Pen ink is black, grey (pencil) or blue. Skin, paint and coloured objects are colourful in
-        # another hue, or as colourful as they are dark (ratio ~1 against ~0.25 for a blue ballpoint).
-        # Blobs that are mostly such pixels are dropped before any merging, so a digit is never joined
-        # to the fingertips over the card. The cost: a red or green pen's digits are refused.
-        darkness = paper.astype(np.int16) - small
-        not_pen = coloured & ((blue < brightest) | (chroma > MAX_INK_CHROMA * darkness))
+        coloured, not_pen = _colour_classes(colour, small, paper)
+        # Blobs that are mostly not pen ink are dropped before any merging, so a digit is never joined
+        # to the fingertips over the card.
         coloured_ink = not_pen & (mask > 0)
         coloured_share = np.bincount(labels[coloured_ink], minlength=count) / np.maximum(areas, 1)
         candidates = [i for i in candidates if coloured_share[i] <= MAX_COLOURED_INK_SHARE]
