@@ -61,6 +61,39 @@ def test_crop_holds_one_digit_only(mnist_test):
         assert edge.min() > 120  # only paper along the crop's border
 
 
+@needs_mnist
+def test_card_under_a_warm_lamp_is_read(mnist_test):
+    """A tungsten-like cast (blue x0.65, green x0.85) makes the paper orange; white balance makes it paper again."""
+    frame = _card_scene([mnist_test.images[0], mnist_test.images[1]])
+    warm = np.clip(frame * np.float32([0.65, 0.85, 1.0]), 0, 255).astype(np.uint8)
+    assert len(find_digit_regions(warm)) == 2
+
+
+@needs_mnist
+def test_shadow_across_the_digit_is_not_uneven_paper(mnist_test):
+    """A soft shadow edge through the digit: the paper tests run on light-normalised levels."""
+    frame = _card_scene([mnist_test.images[3]]).astype(np.float32)
+    shade = np.ones(frame.shape[:2], np.float32)
+    shade[:, 280:] = 0.3  # the digit spans x 220-340
+    frame *= cv2.GaussianBlur(shade, (0, 0), 10)[:, :, None]
+    assert len(find_digit_regions(frame.astype(np.uint8))) == 1
+
+
+@needs_mnist
+def test_fingers_under_a_digit_are_not_part_of_it(mnist_test):
+    """Skin-coloured fingers reaching over the card just below a digit: the digit's box stops above them."""
+    frame = _card_scene([mnist_test.images[3]])
+    cell = 480 // 4
+    digit_bottom = 480 // 3 + cell // 2 + cell
+    finger_top = digit_bottom + 6
+    for k in range(3):
+        x = 640 // 4 + cell // 2 + 30 + k * 22
+        cv2.line(frame, (x, finger_top), (x, 480), (110, 140, 200), 14)
+    boxes = find_digit_regions(frame)
+    assert len(boxes) == 1
+    assert boxes[0].y + boxes[0].h <= finger_top + 4
+
+
 def test_clutter_without_a_card_is_not_a_digit():
     rng = np.random.default_rng(1)
     frame = np.full((480, 640, 3), (150, 110, 170), np.uint8)  # a coloured wall
