@@ -2,13 +2,16 @@
 
 Detection runs on a small grayscale copy of the frame (the longer side DETECT_SIZE px), so its cost
 does not grow with the camera resolution, and every threshold is relative to that copy's size, not
-a pixel count. Ink is whatever is darker than its neighbourhood (an adaptive threshold, which
-shrugs off uneven light and shadows). A blob of ink counts as a digit when its size, aspect and ink
-fill look like a written digit, it does not touch the frame border, and it sits on plain paper: the
-ring around it is light and even. That last test is what rejects the card's own edge, the fingers
-holding it and the clutter behind it. Crops come from the full-resolution frame, with other ink
-(a neighbouring digit, the card edge) painted over with the paper's colour, so that
-`preprocess.to_mnist_input` sees one digit alone.
+a pixel count. Ink is whatever is darker than its neighbourhood (an adaptive threshold). Paper and
+ink levels are read on a light-normalised twin of that copy (each pixel over the paper level under
+it), so shadows and light gradients across the card do not count as uneven paper. Blobs mostly of a
+hue no pen writes (skin, paint) are dropped first. A blob of ink counts as a digit when its size,
+aspect and ink fill look like a written digit, it does not touch the frame border, and it sits on
+plain paper: the ring around it is light, even and grey, with coloured pixels (the fingers holding
+the card) tolerated as occluders. That is what rejects the card's own edge, the fingers and the
+clutter behind it. Crops come from the full-resolution frame, with other ink (a neighbouring digit,
+the card edge) painted over with the paper's colour, so that `preprocess.to_mnist_input` sees one
+digit alone.
 """
 from __future__ import annotations
 
@@ -35,11 +38,11 @@ THIN_STROKE_ASPECT = 0.3  # narrower than this (w / h), a blob is one stroke: a 
 MIN_SPECK_SHARE = 0.0004  # components smaller than this share of the frame area are noise, ignored
 # The paper around a digit (a ring as wide as this share of the digit height).
 RING_SHARE = 0.45
-MIN_PAPER_SHARE = 0.75  # of the ring that must be free of ink
-MAX_PAPER_SPREAD = 0.6  # (p90 - p10) of the paper, as a share of the paper-to-ink contrast
-MIN_INK_CONTRAST = 40  # grey levels between paper and ink
-# Paper is white or grey, whatever the light: the median colourfulness (max - min) / max of the
-# ring's BGR pixels stays below this. Painted walls, skin and coloured objects sit above it.
+MIN_PAPER_SHARE = 0.75  # of the ring that must be paper (other ink and coloured pixels count half)
+MAX_PAPER_SPREAD = 0.6  # (p90 - p10) of the light-normalised paper, as a share of the paper-to-ink contrast
+MIN_INK_CONTRAST = 40  # grey levels between paper and ink, both light-normalised and as the camera saw them
+# Paper is white or grey, whatever the light: its colourfulness (max - min) / max of B, G, R stays
+# below this. Painted walls, skin and coloured objects sit above it.
 MAX_PAPER_SATURATION = 0.2
 # White balance: the brightest WHITE_SHARE of the frame is taken to be white paper under the scene's light;
 # no channel is amplified more than MAX_WHITE_GAIN.
@@ -75,9 +78,8 @@ class DigitRegion:
 
 @dataclass(frozen=True, eq=False)
 class _Scene:
-    """One frame as the tests see it: the full frame, its small grey copy, the copy's paper-normalised
-    twin, the ink mask and its labelled blobs."""
-    scale: float  # frame pixels per working-copy pixel
+    """One frame as the per-blob tests see it: the working copy, its light-normalised twin, the ink
+    mask with its labelled blobs, and which pixels are coloured."""
     small: np.ndarray  # (h, w) uint8 grey working copy
     flat: np.ndarray  # (h, w) uint8: `small` divided by the local paper level, paper ~255 in light and shadow
     mask: np.ndarray  # (h, w) uint8, 255 = ink
@@ -186,13 +188,15 @@ def _colour_copy(frame: np.ndarray, small_shape: tuple[int, int]) -> np.ndarray 
     return cv2.resize(bgr, (small_shape[1], small_shape[0]), interpolation=cv2.INTER_NEAREST)
 
 
-def _white_balanced(colour: np.ndarray, small: np.ndarray) -> np.ndarray:
+def _white_balanced(colour: np.ndarray, small: np.ndarray) -> np.ndarray | None:
     """`colour` with its channels scaled so that the typical hue of the brightest pixels becomes grey.
 
     In a frame that holds a card, most of the brightest pixels are the paper, so this undoes the light's
-    colour (a warm lamp, a cold window) that the camera's white balance left in.
+    colour (a warm lamp, a cold window) that the camera's white balance left in. None when there is
+    nothing to undo. The hue (medians of B/G and R/G) is read on every other row and column.
     """
-    bright = colour[small >= _levels(small.ravel(), (1 - WHITE_SHARE,))[0]].astype(np.float32) + 1.0
+    sample, sample_colour = small[::2, ::2], colour[::2, ::2]
+    bright = sample_colour[sample >= _levels(sample.ravel(), (1 - WHITE_SHARE,))[0]].astype(np.float32) + 1.0
     blue_cast, red_cast = np.median(bright[:, 0] / bright[:, 1]), np.median(bright[:, 2] / bright[:, 1])
     # Light is warm (less blue, more red than green) or cold (the reverse), the two moving together.
     # Bright pixels of any other hue (an olive, green or magenta wall) are no white paper under a
@@ -200,7 +204,7 @@ def _white_balanced(colour: np.ndarray, small: np.ndarray) -> np.ndarray:
     warm = blue_cast < 1.0 and red_cast - 1.0 >= ILLUMINANT_SLOPE * (1.0 - blue_cast)
     cold = red_cast < 1.0 and blue_cast - 1.0 >= ILLUMINANT_SLOPE * (1.0 - red_cast)
     if not (warm or cold):
-        return colour
+        return None
     cast = np.array([blue_cast, 1.0, red_cast])
     return cv2.transform(colour, np.diag(np.minimum(cast.max() / cast, MAX_WHITE_GAIN)))
 
@@ -211,8 +215,8 @@ def _hues(colour: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     brightest = cv2.max(cv2.max(blue, green), red)
     chroma = cv2.subtract(brightest, cv2.min(cv2.min(blue, green), red))
     # Dark pixels' hue is noise (a few grey levels of JPEG colour swing it), so colour needs both a
-    # share of the brightness and a floor in grey levels.
-    coloured = (chroma > MAX_PAPER_SATURATION * brightest) & (chroma > MIN_CHROMA)
+    # share of the brightness and a floor in grey levels. (uint8 OpenCV arithmetic: no float copies.)
+    coloured = (chroma > cv2.convertScaleAbs(brightest, alpha=MAX_PAPER_SATURATION)) & (chroma > MIN_CHROMA)
     return coloured, blue < brightest, chroma
 
 
@@ -225,14 +229,18 @@ def _colour_classes(colour: np.ndarray, small: np.ndarray, paper: np.ndarray) ->
     turning the real card colourful.
     """
     coloured, not_blue, chroma = _hues(colour)
-    balanced_coloured, balanced_not_blue, balanced_chroma = _hues(_white_balanced(colour, small))
-    coloured &= balanced_coloured
+    balanced = _white_balanced(colour, small)
+    if balanced is not None:
+        balanced_coloured, balanced_not_blue, balanced_chroma = _hues(balanced)
+        coloured &= balanced_coloured
+        not_blue &= balanced_not_blue
+        chroma = cv2.min(chroma, balanced_chroma)
     # Pen ink is black, grey (pencil) or blue. Skin, paint and coloured objects are colourful in
     # another hue, or as colourful as they are dark (ratio ~1 against ~0.25 for a blue ballpoint).
-    # The cost: a red or green pen's digits are refused.
-    darkness = paper.astype(np.int16) - small
-    as_colourful_as_dark = cv2.min(chroma, balanced_chroma) > MAX_INK_CHROMA * darkness
-    return coloured, coloured & ((not_blue & balanced_not_blue) | as_colourful_as_dark)
+    # The cost: a red or green pen's digits are refused. (The closing never lies below the pixel.)
+    darkness = cv2.subtract(paper, small)
+    as_colourful_as_dark = chroma > cv2.convertScaleAbs(darkness, alpha=MAX_INK_CHROMA)
+    return coloured, coloured & (not_blue | as_colourful_as_dark)
 
 
 def _on_plain_paper(scene: _Scene, own: np.ndarray, box: tuple[int, int, int, int]) -> float | None:
@@ -340,7 +348,7 @@ def find_digits(frame: np.ndarray) -> list[DigitRegion]:
         if not candidates:
             return []
     boxes = stats[candidates, :4]
-    scene = _Scene(scale, small, flat, mask, labels, areas, coloured)
+    scene = _Scene(small, flat, mask, labels, areas, coloured)
     found = []
     for group in _merge_broken_strokes(boxes, gap=0.08 * height):
         digit = _accept_digit(scene, boxes, candidates, group)
@@ -353,7 +361,7 @@ def find_digits(frame: np.ndarray) -> list[DigitRegion]:
     if len(found) > MAX_DIGITS:
         return []
     found.sort(key=lambda item: item[0][0])
-    return [_isolated_crop(gray, scale, box, own, paper_level) for box, own, paper_level in found]
+    return [_isolated_crop(gray, scale, box, own, paper_grey) for box, own, paper_grey in found]
 
 
 def _isolated_crop(gray: np.ndarray, scale: float, box: tuple[int, int, int, int], own: np.ndarray,
