@@ -274,3 +274,42 @@ def render_clip(path: str | Path, mnist: MnistSplit, seed: int = 0, options: Cli
         writer.release()
     truth_path(path).write_text(json.dumps({"seed": seed, "fps": options.fps, "truth": truths}) + "\n")
     return truths
+
+
+SETTLE_FRAMES = 6  # frames after each change of what is shown before the stable readout is scored
+
+
+@dataclass(frozen=True)
+class ClipScore:
+    digit_frames: int  # settled frames showing a number
+    digit_right: int  # ... whose stable readout is that number
+    empty_frames: int  # settled frames showing no number
+    empty_right: int  # ... where no number is reported
+
+    @property
+    def digit_accuracy(self) -> float:
+        return self.digit_right / max(1, self.digit_frames)
+
+    @property
+    def empty_accuracy(self) -> float:
+        return self.empty_right / max(1, self.empty_frames)
+
+
+def score_readout(truth: list[str], stable_texts: list[str], settle: int = SETTLE_FRAMES) -> ClipScore:
+    """Score a clip's stable readout against its truth, skipping `settle` frames after every change.
+
+    The vote needs a few frames to follow a new card, so the frames right after each change are not
+    scored; every other frame counts, digit frames and empty frames apart.
+    """
+    right = {True: 0, False: 0}
+    total = {True: 0, False: 0}
+    since_change = 0
+    for index, (expected, shown) in enumerate(zip(truth, stable_texts)):
+        since_change = since_change + 1 if index and truth[index - 1] == expected else 0
+        if since_change < settle:
+            continue
+        shows_digit = bool(expected)
+        total[shows_digit] += 1
+        right[shows_digit] += shown == expected
+    return ClipScore(total[True], right[True], total[False], right[False])
+
