@@ -48,7 +48,7 @@ MAX_PAPER_SATURATION = 0.2
 # no channel is amplified more than MAX_WHITE_GAIN.
 WHITE_SHARE = 0.1
 MAX_WHITE_GAIN = 1.6
-ILLUMINANT_SLOPE = 0.3  # a lamp's cast: R/G - 1 at least this share of 1 - B/G (or cold: the reverse)
+ILLUMINANT_SLOPE = 0.15  # a lamp's cast: R/G - 1 at least this share of 1 - B/G (or cold: the reverse)
 MIN_CHROMA = 20  # grey levels between a pixel's brightest and darkest channel before its hue counts
 MAX_INK_CHROMA = 0.7  # the ink's colourfulness, as a share of its contrast with the paper
 MAX_COLOURED_INK_SHARE = 0.5  # of a blob's pixels that may be more colourful than pen ink
