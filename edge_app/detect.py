@@ -27,6 +27,10 @@ MIN_FRAME_SIZE = 16  # px; anything smaller cannot show a readable digit
 # Ink: darker than the local mean (a window of this share of the working height) by this many levels.
 BLOCK_SHARE = 0.12
 INK_OFFSET = 12
+# Ruled lines of a notebook page: ink paler than RULE_RATIO of the paper's level in horizontal runs of
+# at least RULE_LENGTH_SHARE of the working width (shorter runs are the fringes of strokes and clutter).
+RULE_RATIO = 0.7
+RULE_LENGTH_SHARE = 0.12
 # The paper level under a pixel: the brightest light nearby, over a square of this share of the working
 # height. Dark things narrower than it (strokes, fingers, small objects) are wiped off; shading is kept.
 PAPER_SHARE = 0.25
@@ -113,6 +117,20 @@ def paper_level(small: np.ndarray) -> np.ndarray:
     """
     size = max(3, int(small.shape[0] * PAPER_SHARE) | 1)
     return cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (size, size)))
+
+
+def _without_ruled_lines(mask: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """The ink mask without the pale horizontal rules of a notebook page.
+
+    A rule is pale (over RULE_RATIO of the paper's level, a pen stroke is under half) and long and
+    thin: an opening with a horizontal bar keeps exactly such runs. Only pale pixels are removed, so
+    a digit's dark strokes stay whole where a rule crosses them; without this, the rules join every
+    digit on the page into one blob far too wide to be a digit.
+    """
+    pale = cv2.bitwise_and(mask, cv2.compare(flat, RULE_RATIO * 255, cv2.CMP_GE))
+    length = max(3, int(mask.shape[1] * RULE_LENGTH_SHARE))
+    rules = cv2.morphologyEx(pale, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
+    return cv2.subtract(mask, rules)
 
 
 def _merge_broken_strokes(boxes: np.ndarray, gap: float) -> list[list[int]]:
@@ -321,7 +339,9 @@ def find_digits(frame: np.ndarray) -> list[DigitRegion]:
         return []
     gray = to_grayscale(frame)
     small, scale = _working_copy(gray)
-    mask = ink_mask(small)
+    paper = paper_level(small)
+    flat = cv2.divide(small, np.maximum(paper, 1), scale=255)
+    mask = _without_ruled_lines(ink_mask(small), flat)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count <= 1:
         return []
@@ -334,8 +354,6 @@ def find_digits(frame: np.ndarray) -> list[DigitRegion]:
     candidates = [int(i) for i in candidates if i != 0]
     if not candidates or len(candidates) > 200:
         return []  # nothing, or a frame of pure texture
-    paper = paper_level(small)
-    flat = cv2.divide(small, np.maximum(paper, 1), scale=255)
     coloured = np.zeros(small.shape, bool)
     colour = _colour_copy(frame, small.shape)
     if colour is not None:

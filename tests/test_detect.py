@@ -94,6 +94,22 @@ def test_fingers_under_a_digit_are_not_part_of_it(mnist_test):
     assert boxes[0].y + boxes[0].h <= finger_top + 4
 
 
+@needs_mnist
+@pytest.mark.parametrize("rule_bgr", [(235, 205, 170), (180, 180, 180)], ids=["light_blue", "grey"])
+def test_digits_on_ruled_notebook_paper_are_found(mnist_test, rule_bgr):
+    """Pale ruled lines cross the digits; they must not join the two digits into one blob."""
+    frame = np.full((480, 640, 3), (90, 120, 100), np.uint8)
+    frame[120:380, 140:500] = (232, 236, 238)
+    for y in range(130, 380, 28):
+        cv2.line(frame, (140, y), (499, y), rule_bgr, 2)
+    for i, digit in enumerate((mnist_test.images[0], mnist_test.images[1])):
+        ink = cv2.resize(digit, (110, 110), interpolation=cv2.INTER_CUBIC).astype(np.float32)[:, :, None] / 255
+        y, x = 190, 200 + i * 120
+        frame[y:y + 110, x:x + 110] = (frame[y:y + 110, x:x + 110] * (1 - ink) + 30 * ink).astype(np.uint8)
+    boxes = find_digit_regions(frame)
+    assert len(boxes) == 2 and boxes[0].x < boxes[1].x
+
+
 def test_clutter_without_a_card_is_not_a_digit():
     rng = np.random.default_rng(1)
     frame = np.full((480, 640, 3), (150, 110, 170), np.uint8)  # a coloured wall
