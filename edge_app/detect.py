@@ -89,7 +89,7 @@ class _Scene:
     mask: np.ndarray  # (h, w) uint8, 255 = ink
     labels: np.ndarray  # (h, w) int32 blob labels of `mask`
     areas: np.ndarray  # ink pixels per label
-    coloured: np.ndarray  # (h, w) bool: colourful pixels (skin, paint, objects), never paper or pen ink
+    coloured: np.ndarray  # (h, w) bool: colourful pixels (skin, paint, objects, a blue pen's ink), never paper
 
 
 def _working_copy(gray: np.ndarray) -> tuple[np.ndarray, float]:

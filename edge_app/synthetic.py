@@ -312,4 +312,3 @@ def score_readout(truth: list[str], stable_texts: list[str], settle: int = SETTL
         total[shows_digit] += 1
         right[shows_digit] += shown == expected
     return ClipScore(total[True], right[True], total[False], right[False])
-
