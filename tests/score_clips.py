@@ -24,20 +24,31 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from edge_app.classifier import load_classifier  # noqa: E402
-from edge_app.mnist import load_split  # noqa: E402
+from edge_app.mnist import MnistNotFound, load_split  # noqa: E402
 from edge_app.run import DigitPipeline  # noqa: E402
 from edge_app.synthetic import SETTLE_FRAMES, ClipOptions, render_clip, score_readout, truth_path  # noqa: E402
 
 CLIP_OPTIONS = ClipOptions(segments=40, segment_frames=24)
 
 
-def seeds_from(specs: list[str]) -> list[int]:
-    """["1-3", "7"] -> [1, 2, 3, 7]."""
-    seeds = []
-    for spec in specs:
-        first, _, last = spec.partition("-")
-        seeds += range(int(first), int(last or first) + 1)
-    return seeds
+def seed_range(spec: str) -> list[int]:
+    """argparse type: "1-3" -> [1, 2, 3], "7" -> [7]."""
+    first, _, last = spec.partition("-")
+    try:
+        return list(range(int(first), int(last or first) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{spec!r} is not a seed or a range like 1-9") from None
+
+
+def gains(spec: str) -> tuple[float, float, float]:
+    """argparse type: "0.65,0.85,1.0" -> B, G, R gains."""
+    try:
+        values = tuple(float(v) for v in spec.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"{spec!r} is not three non-negative B,G,R gains like 0.65,0.85,1.0")
+    return values
 
 
 def score_seed(seed: int, clips: Path, model: Path, data: str | None, cast: tuple[float, ...] | None) -> dict:
@@ -75,18 +86,24 @@ def _missed_cards(truth: list[str], shown: list[str]) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("seeds", nargs="+", help="seeds or ranges: 1-9 30")
+    parser.add_argument("seeds", nargs="+", type=seed_range, help="seeds or ranges: 1-9 30")
     parser.add_argument("--clips", type=Path, default=Path("/tmp/digits-clips"), help="where rendered clips are kept")
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "cnn_int8.tflite")
     parser.add_argument("--data", help="MNIST IDX folder (default: $DIGITS_MNIST_DIR)")
-    parser.add_argument("--cast", help="B,G,R gains applied to every frame, e.g. 0.65,0.85,1.0")
+    parser.add_argument("--cast", type=gains, help="B,G,R gains applied to every frame, e.g. 0.65,0.85,1.0")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    cast = tuple(float(v) for v in args.cast.split(",")) if args.cast else None
     args.clips.mkdir(parents=True, exist_ok=True)
-    seeds = seeds_from(args.seeds)
-    with ProcessPoolExecutor(args.workers) as pool:
-        results = list(pool.map(partial(score_seed, clips=args.clips, model=args.model, data=args.data, cast=cast), seeds))
+    seeds = [seed for seeds in args.seeds for seed in seeds]
+    if not args.model.is_file():
+        parser.error(f"--model {args.model}: no such file")
+    try:
+        with ProcessPoolExecutor(args.workers) as pool:
+            score = partial(score_seed, clips=args.clips, model=args.model, data=args.data, cast=args.cast)
+            results = list(pool.map(score, seeds))
+    except MnistNotFound as error:
+        print(f"score_clips: {error} (needed to render clips not yet in {args.clips})", file=sys.stderr)
+        return 2
     for result in results:
         print(f"seed {result['seed']}: digit frames {result['digit']:.1%}, empty frames {result['empty']:.1%}"
               f"  {'; '.join(result['missed'])}")
