@@ -1,65 +1,108 @@
-"""Find the handwritten digits in a camera frame: pure functions from a frame to boxes and crops.
+"""Find the handwritten digits in a camera frame or photo: pure functions from a frame to boxes and crops.
 
-Detection runs on a small grayscale copy of the frame (the longer side DETECT_SIZE px), so its cost
-does not grow with the camera resolution, and every threshold is relative to that copy's size, not
-a pixel count. Ink is whatever is darker than its neighbourhood (an adaptive threshold). Paper and
+Detection runs on a grayscale working copy of the frame (the longer side `DetectorConfig.working_size`
+px: 256 for live frames, 1024 for photos, where a whole page of small digits must be seen), so its
+cost does not grow with the camera resolution, and every threshold is relative to that copy's size,
+not a pixel count; all of them live in `DetectorConfig`. Ink is whatever is darker than its neighbourhood (an adaptive threshold). Paper and
 ink levels are read on a light-normalised twin of that copy (each pixel over the paper level under
 it), so shadows and light gradients across the card do not count as uneven paper. Blobs mostly of a
 hue no pen writes (skin, paint) are dropped first. A blob of ink counts as a digit when its size,
-aspect and ink fill look like a written digit, it does not touch the frame border, and it sits on
+aspect and ink fill look like a written digit, it does not touch a live frame's border, and it sits on
 plain paper: the ring around it is light, even and grey, with coloured pixels (the fingers holding
 the card) tolerated as occluders. That is what rejects the card's own edge, the fingers and the
 clutter behind it. Crops come from the full-resolution frame, with other ink (a neighbouring digit,
 the card edge) painted over with the paper's colour, so that `preprocess.to_mnist_input` sees one
-digit alone.
+digit alone. `detect` also returns every refused candidate with the test that refused it (`--debug`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import cv2
 import numpy as np
 
 from edge_app.preprocess import to_grayscale
 
-DETECT_SIZE = 256  # px, the longer side of the working copy
 MIN_FRAME_SIZE = 16  # px; anything smaller cannot show a readable digit
-# Ink: darker than the local mean (a window of this share of the working height) by this many levels.
-BLOCK_SHARE = 0.12
-INK_OFFSET = 12
-# Ruled lines of a notebook page: ink paler than RULE_RATIO of the paper's level in horizontal runs of
-# at least RULE_LENGTH_SHARE of the working width (shorter runs are the fringes of strokes and clutter).
-RULE_RATIO = 0.7
-RULE_LENGTH_SHARE = 0.12
-# The paper level under a pixel: the brightest light nearby, over a square of this share of the working
-# height. Dark things narrower than it (strokes, fingers, small objects) are wiped off; shading is kept.
-PAPER_SHARE = 0.25
-# What a digit looks like, relative to the working copy's height (H).
-MIN_HEIGHT_SHARE, MAX_HEIGHT_SHARE = 0.06, 0.75  # a card held close fills most of the frame
-MIN_ASPECT, MAX_ASPECT = 0.08, 2.2  # width / height of the ink box (a wide 0 or 2 reaches 1.5, a flat 5 on a tilted card 1.8)
-MIN_FILL, MAX_FILL = 0.08, 0.75  # ink pixels / ink-box area
-THIN_STROKE_ASPECT = 0.3  # narrower than this (w / h), a blob is one stroke: a 1
-MIN_SPECK_SHARE = 0.0004  # components smaller than this share of the frame area are noise, ignored
-# The paper around a digit (a ring as wide as this share of the digit height).
-RING_SHARE = 0.45
-MIN_PAPER_SHARE = 0.75  # of the ring that must be paper (other ink and coloured pixels count half)
-MAX_PAPER_SPREAD = 0.6  # (p90 - p10) of the light-normalised paper, as a share of the paper-to-ink contrast
-MIN_INK_CONTRAST = 40  # grey levels between paper and ink, both light-normalised and as the camera saw them
-# Paper is white or grey, whatever the light: its colourfulness (max - min) / max of B, G, R stays
-# below this. Painted walls, skin and coloured objects sit above it.
-MAX_PAPER_SATURATION = 0.2
-# White balance: the brightest WHITE_SHARE of the frame is taken to be white paper under the scene's light;
-# no channel is amplified more than MAX_WHITE_GAIN.
-WHITE_SHARE = 0.1
-MAX_WHITE_GAIN = 1.6
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Every threshold of the detector, in one place. Sizes are shares of the working copy (the frame
+    shrunk so its longer side is `working_size`), so they hold at any camera resolution.
+
+    `LIVE` suits a camera frame with a card held up (small working copy, the frame border is clutter);
+    `STILL` suits a photo (digits from 2% of the shorter side, a page of them, digits up to the edge).
+    Users tuning to their camera override single fields: `--detector min_digit_share=0.04`.
+    """
+    working_size: int = 256  # px, the longer side of the copy detection runs on (its cost grows with its area)
+    min_digit_share: float = 0.06  # smallest digit height, share of the frame's shorter side
+    max_digit_share: float = 0.75  # largest (a card held close fills most of the frame)
+    border_rule: bool = True  # a blob touching the frame border is cut off: refuse it (live frames)
+    # Ink: darker than the local mean (a window of this share of the shorter side) by this many levels.
+    block_share: float = 0.12
+    ink_offset: int = 12
+    # Pale horizontal rules of a notebook page: paler than rule_ratio of the paper, runs this share of the width.
+    rule_ratio: float = 0.7
+    rule_length_share: float = 0.12
+    # The paper level under a pixel: the brightest light within this share of the shorter side.
+    paper_share: float = 0.25
+    min_aspect: float = 0.08  # width / height of a digit's ink box
+    max_aspect: float = 2.2  # a wide 0 or 2 reaches 1.5, a flat 5 on a tilted card 1.8
+    min_fill: float = 0.08  # ink pixels / ink-box area
+    max_fill: float = 0.75  # (thin blobs, a "1", are exempt)
+    thin_stroke_aspect: float = 0.3  # narrower than this (w / h), a blob is one stroke: a 1
+    ring_share: float = 0.45  # the paper ring around a digit, as wide as this share of its height
+    min_paper_share: float = 0.75  # of the ring that must be paper (other ink and coloured pixels count half)
+    max_paper_spread: float = 0.6  # (p90 - p10) of the ring's paper, as a share of the paper-to-ink contrast
+    # Paper-to-ink contrast: in grey levels of the light-normalised copy (paper = 255, so a share of the
+    # paper's own brightness: dim light does not lower it) and, as the camera saw it, at least
+    # min_grey_contrast levels and this share of the paper's grey level.
+    min_ink_contrast: int = 40
+    min_grey_contrast: int = 40
+    min_grey_contrast_share: float = 0.0
+    max_paper_saturation: float = 0.2  # colourfulness (max - min) / max of B, G, R above which a pixel is coloured
+    # Pen ink is black, grey or blue, which keeps skin and paint out of a live frame; a still photo takes
+    # ink of any hue (a red pen) and takes its brightest pixels' colour as the paper's (a yellow note).
+    any_pen_colour: bool = False
+    min_hole_brightness: float = 0.6  # non-ink inside the box, share of the way from ink up to paper
+    min_box_brightness: float = 0.15  # the whole box's median, likewise: a digit's box is mostly paper
+    max_candidates: int = 200  # blobs tested one by one; beyond this the largest are kept (bounds the work)
+
+
+LIVE = DetectorConfig()
+STILL = DetectorConfig(working_size=1024, min_digit_share=0.02, max_digit_share=0.92, border_rule=False,
+                       min_grey_contrast=16, min_grey_contrast_share=0.1, any_pen_colour=True, max_candidates=600)
+
+
+def config_with(base: DetectorConfig, overrides: dict[str, str]) -> DetectorConfig:
+    """`base` with fields set from text (the CLI's KEY=VALUE, a JSON file's values); ValueError names a bad one."""
+    types = {f.name: f.type for f in fields(DetectorConfig)}
+    values = {}
+    for name, text in overrides.items():
+        if name not in types:
+            raise ValueError(f"unknown detector setting {name!r}; known: {', '.join(types)}")
+        kind = types[name]
+        try:
+            if kind == "bool":
+                if str(text).lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError
+                values[name] = str(text).lower() in ("1", "true", "yes")
+            else:
+                values[name] = {"int": int, "float": float, "str": str}[kind](text)
+        except ValueError:
+            raise ValueError(f"detector setting {name}={text!r} is not a valid {kind}") from None
+    return replace(base, **values)
+
+
+WHITE_SHARE = 0.1  # the brightest share of the frame, taken to be white paper under the scene's light
+MAX_WHITE_GAIN = 1.6  # no channel is amplified more than this by white balance
 ILLUMINANT_SLOPE = 0.15  # a lamp's cast: R/G - 1 at least this share of 1 - B/G (or cold: the reverse)
 MIN_CHROMA = 20  # grey levels between a pixel's brightest and darkest channel before its hue counts
 MAX_INK_CHROMA = 0.7  # the ink's colourfulness, as a share of its contrast with the paper
 MAX_COLOURED_INK_SHARE = 0.5  # of a blob's pixels that may be more colourful than pen ink
-MIN_HOLE_BRIGHTNESS = 0.6  # the non-ink inside the ink box, as a share of the way from ink up to paper
-MIN_BOX_BRIGHTNESS = 0.15  # the median of the whole ink box, likewise: a digit's box is mostly paper
 CROP_PAD_SHARE = 0.2  # the crop's margin around the ink, as a share of its longer side
-MAX_DIGITS = 8  # more candidates than this in one frame is clutter, not a number
+PAPER_WORKING_SIZE = 256  # px: the paper level is smooth, so it is found on a copy this small and scaled up
 
 
 @dataclass(frozen=True)
@@ -80,10 +123,30 @@ class DigitRegion:
     crop: np.ndarray  # (box.h, box.w) uint8 grayscale; other ink inside the box painted the paper's colour
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """A blob (or group of blobs) that was tested as a digit and refused, with the test that refused it."""
+    box: Box  # the ink box, frame pixels
+    reason: str  # one of REASONS
+
+
+# Why a candidate is not a digit, in the order the tests run (`--debug` shows them).
+REASONS = ("over the candidate budget", "not pen ink (coloured)", "too small", "too large", "too wide or thin",
+           "too little or too much ink", "touches the frame border", "not on paper", "paper too uneven",
+           "low contrast", "dark inside", "faint in the frame")
+
+
+@dataclass(frozen=True, eq=False)
+class Detection:
+    regions: list[DigitRegion]  # the digits, left to right
+    rejected: list[Rejected]  # every other candidate, with its reason
+
+
 @dataclass(frozen=True, eq=False)
 class _Scene:
     """One frame as the per-blob tests see it: the working copy, its light-normalised twin, the ink
     mask with its labelled blobs, and which pixels are coloured."""
+    config: DetectorConfig
     small: np.ndarray  # (h, w) uint8 grey working copy
     flat: np.ndarray  # (h, w) uint8: `small` divided by the local paper level, paper ~255 in light and shadow
     mask: np.ndarray  # (h, w) uint8, 255 = ink
@@ -92,55 +155,66 @@ class _Scene:
     coloured: np.ndarray  # (h, w) bool: colourful pixels (skin, paint, objects, a blue pen's ink), never paper
 
 
-def _working_copy(gray: np.ndarray) -> tuple[np.ndarray, float]:
+def _working_copy(gray: np.ndarray, size: int) -> tuple[np.ndarray, float]:
     """(h, w) uint8 -> (small gray, scale from small to frame pixels)."""
     height, width = gray.shape
-    scale = max(height, width) / DETECT_SIZE
+    scale = max(height, width) / size
     if scale <= 1.0:
         return gray, 1.0
     small = cv2.resize(gray, (round(width / scale), round(height / scale)), interpolation=cv2.INTER_AREA)
     return small, scale
 
 
-def ink_mask(small: np.ndarray) -> np.ndarray:
+def _odd_share(small: np.ndarray, share: float) -> int:
+    """An odd window size: `share` of the shorter side, at least 3 px."""
+    return max(3, int(min(small.shape) * share) | 1)
+
+
+def ink_mask(small: np.ndarray, config: DetectorConfig = LIVE) -> np.ndarray:
     """(h, w) uint8 -> (h, w) uint8 mask (255 = ink): darker than the local mean, robust to uneven light."""
-    block = max(3, int(small.shape[0] * BLOCK_SHARE) | 1)
-    return cv2.adaptiveThreshold(small, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, INK_OFFSET)
+    return cv2.adaptiveThreshold(small, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV,
+                                 _odd_share(small, config.block_share), config.ink_offset)
 
 
-def paper_level(small: np.ndarray) -> np.ndarray:
+def paper_level(small: np.ndarray, config: DetectorConfig = LIVE) -> np.ndarray:
     """(h, w) uint8 -> (h, w) uint8: the level of the paper under each pixel, as if nothing were written on it.
 
     A grey closing (a max then a min filter) wider than any pen stroke: it wipes the ink off the paper
     and keeps the light. Dividing by it turns a shadow across the card or a light gradient into flat
-    paper, so the paper and ink tests need no allowance for light.
+    paper, so the paper and ink tests need no allowance for light. The light is smooth, so on a large
+    working copy it is found on a PAPER_WORKING_SIZE copy and scaled back up (a wide closing is slow).
     """
-    size = max(3, int(small.shape[0] * PAPER_SHARE) | 1)
-    return cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (size, size)))
+    reduced, factor = _working_copy(small, PAPER_WORKING_SIZE)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (_odd_share(reduced, config.paper_share),) * 2)
+    # The max filter first: stroke pixels would drag a shrunken copy's minimum down, never its maximum.
+    closed = cv2.morphologyEx(reduced, cv2.MORPH_CLOSE, kernel)
+    if factor == 1.0:
+        return closed
+    return cv2.max(cv2.resize(closed, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_LINEAR), small)
 
 
-def _without_ruled_lines(mask: np.ndarray, flat: np.ndarray) -> np.ndarray:
+def _without_ruled_lines(mask: np.ndarray, flat: np.ndarray, config: DetectorConfig) -> np.ndarray:
     """The ink mask without the pale horizontal rules of a notebook page.
 
-    A rule is pale (over RULE_RATIO of the paper's level, a pen stroke is under half) and long and
+    A rule is pale (over `rule_ratio` of the paper's level, a pen stroke is under half) and long and
     thin: an opening with a horizontal bar keeps exactly such runs. Only pale pixels are removed, so
     a digit's dark strokes stay whole where a rule crosses them; without this, the rules join every
     digit on the page into one blob far too wide to be a digit.
     """
-    pale = cv2.bitwise_and(mask, cv2.compare(flat, RULE_RATIO * 255, cv2.CMP_GE))
-    length = max(3, int(mask.shape[1] * RULE_LENGTH_SHARE))
+    pale = cv2.bitwise_and(mask, cv2.compare(flat, config.rule_ratio * 255, cv2.CMP_GE))
+    length = max(3, int(mask.shape[1] * config.rule_length_share))
     rules = cv2.morphologyEx(pale, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
     return cv2.subtract(mask, rules)
 
 
-def _merge_broken_strokes(boxes: np.ndarray, gap: float) -> list[list[int]]:
+def _merge_broken_strokes(boxes: np.ndarray, max_gap: float) -> list[list[int]]:
     """Group blobs that are parts of one digit: stacked one above the other, no wider together.
 
     `boxes` is (n, 4) int x, y, w, h; returns lists of row indices. A pen lifts mid-digit (the bar
     of a 5, an open 4), so one digit can be two blobs. Neighbouring digits sit side by side, so
     their columns barely overlap; the card's edge and the fingers overlap a digit's rows, contain
-    it or are wider than it, so merging with them is refused. Pairs are tested at once (numpy),
-    then joined transitively.
+    it or are wider than it, so merging with them is refused; the next line of a page is further
+    below than a stroke's break. Pairs are tested at once (numpy), then joined transitively.
     """
     x, y, w, h = (boxes[:, k].astype(np.int64) for k in range(4))
     right, bottom = x + w, y + h
@@ -153,7 +227,7 @@ def _merge_broken_strokes(boxes: np.ndarray, gap: float) -> list[list[int]]:
     # Nested boxes grow neither side: a blob inside another (a digit inside the card's outline).
     nested = (union_w == max_w) & (union_h == max_h)
     joins = ((overlap >= 0.5 * np.minimum(w[:, None], w[None]))
-             & (vertical_gap >= -0.6 * min_h) & (vertical_gap <= gap) & ~nested
+             & (vertical_gap >= -0.6 * min_h) & (vertical_gap <= np.minimum(max_gap, 0.5 * max_h)) & ~nested
              & (union_w <= 1.15 * max_w) & (union_h <= 1.7 * max_h))
     parent = list(range(len(boxes)))
 
@@ -178,18 +252,24 @@ def _group_box(boxes: np.ndarray, group: list[int]) -> tuple[int, int, int, int]
     return int(left), int(top), int(right - left), int(bottom - top)
 
 
-def _looks_like_digit(box: tuple[int, int, int, int], ink_area: int, shape: tuple[int, int]) -> bool:
+def _shape_problem(box: tuple[int, int, int, int], ink_area: int, shape: tuple[int, int],
+                   config: DetectorConfig) -> str | None:
+    """Why an ink box is not shaped like a written digit, or None when it is."""
     x, y, w, h = box
     height, width = shape
-    if not MIN_HEIGHT_SHARE * height <= h <= MAX_HEIGHT_SHARE * height:
-        return False
-    if not MIN_ASPECT <= w / h <= MAX_ASPECT:
-        return False
+    if h < config.min_digit_share * min(shape):
+        return "too small"
+    if h > config.max_digit_share * min(shape):
+        return "too large"
+    if not config.min_aspect <= w / h <= config.max_aspect:
+        return "too wide or thin"
     fill = ink_area / (w * h)
     # A straight "1" fills its thin box almost entirely; only wider blobs must leave room for paper.
-    if fill < MIN_FILL or (fill > MAX_FILL and w / h > THIN_STROKE_ASPECT):
-        return False
-    return x > 0 and y > 0 and x + w < width and y + h < height  # a blob cut by the border is not whole
+    if fill < config.min_fill or (fill > config.max_fill and w / h > config.thin_stroke_aspect):
+        return "too little or too much ink"
+    if config.border_rule and not (x > 0 and y > 0 and x + w < width and y + h < height):
+        return "touches the frame border"  # in a live frame a blob cut by the border is not whole
+    return None
 
 
 def _levels(values: np.ndarray, shares: tuple[float, ...]) -> list[float]:
@@ -206,7 +286,7 @@ def _colour_copy(frame: np.ndarray, small_shape: tuple[int, int]) -> np.ndarray 
     return cv2.resize(bgr, (small_shape[1], small_shape[0]), interpolation=cv2.INTER_NEAREST)
 
 
-def _white_balanced(colour: np.ndarray, small: np.ndarray) -> np.ndarray | None:
+def _white_balanced(colour: np.ndarray, small: np.ndarray, any_hue: bool) -> np.ndarray | None:
     """`colour` with its channels scaled so that the typical hue of the brightest pixels becomes grey.
 
     In a frame that holds a card, most of the brightest pixels are the paper, so this undoes the light's
@@ -218,41 +298,45 @@ def _white_balanced(colour: np.ndarray, small: np.ndarray) -> np.ndarray | None:
     blue_cast, red_cast = np.median(bright[:, 0] / bright[:, 1]), np.median(bright[:, 2] / bright[:, 1])
     # Light is warm (less blue, more red than green) or cold (the reverse), the two moving together.
     # Bright pixels of any other hue (an olive, green or magenta wall) are no white paper under a
-    # lamp: leave the colours alone.
+    # lamp: leave the colours alone. In a still photo the brightest pixels are the page itself, which
+    # may be a yellow note, pink or kraft paper: `any_hue` takes its colour as the paper's.
     warm = blue_cast < 1.0 and red_cast - 1.0 >= ILLUMINANT_SLOPE * (1.0 - blue_cast)
     cold = red_cast < 1.0 and blue_cast - 1.0 >= ILLUMINANT_SLOPE * (1.0 - red_cast)
-    if not (warm or cold):
+    if not (warm or cold or any_hue):
         return None
     cast = np.array([blue_cast, 1.0, red_cast])
     return cv2.transform(colour, np.diag(np.minimum(cast.max() / cast, MAX_WHITE_GAIN)))
 
 
-def _hues(colour: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _hues(colour: np.ndarray, config: DetectorConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(h, w, 3) uint8 BGR -> (coloured, not blue, chroma): colourful pixels, those whose hue is not blue, max - min."""
     blue, green, red = cv2.split(colour)
     brightest = cv2.max(cv2.max(blue, green), red)
     chroma = cv2.subtract(brightest, cv2.min(cv2.min(blue, green), red))
     # Dark pixels' hue is noise (a few grey levels of JPEG colour swing it), so colour needs both a
     # share of the brightness and a floor in grey levels. (uint8 OpenCV arithmetic: no float copies.)
-    coloured = (chroma > cv2.convertScaleAbs(brightest, alpha=MAX_PAPER_SATURATION)) & (chroma > MIN_CHROMA)
+    coloured = (chroma > cv2.convertScaleAbs(brightest, alpha=config.max_paper_saturation)) & (chroma > MIN_CHROMA)
     return coloured, blue < brightest, chroma
 
 
-def _colour_classes(colour: np.ndarray, small: np.ndarray, paper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(coloured, not pen ink), each (h, w) bool: what is not white/grey paper, and what no pen wrote.
+def _colour_classes(colour: np.ndarray, small: np.ndarray, paper: np.ndarray, config: DetectorConfig
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(coloured, not pen ink or None), each (h, w) bool: what is not paper, and what no accepted pen wrote.
 
     A pixel counts as coloured only when it is coloured both as the camera saw it and white-balanced
     on the frame's brightest pixels: the balance rescues white paper under a coloured light, and the
     camera's own colours keep a wrong balance (a bright coloured wall taken for the paper) from
     turning the real card colourful.
     """
-    coloured, not_blue, chroma = _hues(colour)
-    balanced = _white_balanced(colour, small)
+    coloured, not_blue, chroma = _hues(colour, config)
+    balanced = _white_balanced(colour, small, any_hue=config.any_pen_colour)
     if balanced is not None:
-        balanced_coloured, balanced_not_blue, balanced_chroma = _hues(balanced)
+        balanced_coloured, balanced_not_blue, balanced_chroma = _hues(balanced, config)
         coloured &= balanced_coloured
         not_blue &= balanced_not_blue
         chroma = cv2.min(chroma, balanced_chroma)
+    if config.any_pen_colour:
+        return coloured, None
     # Pen ink is black, grey (pencil) or blue. Skin, paint and coloured objects are colourful in
     # another hue, or as colourful as they are dark (ratio ~1 against ~0.25 for a blue ballpoint).
     # The cost: a red or green pen's digits are refused. (The closing never lies below the pixel.)
@@ -261,15 +345,17 @@ def _colour_classes(colour: np.ndarray, small: np.ndarray, paper: np.ndarray) ->
     return coloured, coloured & (not_blue | as_colourful_as_dark)
 
 
-def _on_plain_paper(scene: _Scene, own: np.ndarray, box: tuple[int, int, int, int]) -> float | None:
-    """The paper's grey level when the ring around `box` is light, even paper darker ink sits on; else None.
+def _paper_problem(scene: _Scene, own: np.ndarray, box: tuple[int, int, int, int]) -> tuple[float | None, str | None]:
+    """(the paper's grey level, None) when the ring around `box` is light, even paper darker ink sits on;
+    else (None, why not).
 
     `own` is the digit's own ink (bool, same shape as `scene.small`); ink of other blobs in the ring (a
     neighbouring digit) is left out of the paper statistics but counts against the paper share. Levels
     are read on the paper-normalised copy, so a shadow across the card is not uneven paper.
     """
+    config = scene.config
     x, y, w, h = box
-    pad = max(2, int(RING_SHARE * h))
+    pad = max(2, int(config.ring_share * h))
     top, left = max(0, y - pad), max(0, x - pad)
     bottom, right = min(scene.small.shape[0], y + h + pad), min(scene.small.shape[1], x + w + pad)
     rows, cols = slice(top, bottom), slice(left, right)
@@ -286,100 +372,138 @@ def _on_plain_paper(scene: _Scene, own: np.ndarray, box: tuple[int, int, int, in
     occluded = ring & ~ink_here & coloured
     # Most of the ring is paper. Ink of other blobs (a neighbouring digit, a finger's edge) and coloured
     # pixels (fingers over the card) count half against it: a digit beside the fingers is still read,
-    # a dark blob on a coloured wall is not.
-    if paper.sum() < MIN_PAPER_SHARE * ring.sum() - 0.5 * (other_ink.sum() + occluded.sum()):
-        return None
+    # a dark blob on a coloured wall is not. A ring the frame's edge cuts off counts as it is.
+    if paper.sum() < config.min_paper_share * ring.sum() - 0.5 * (other_ink.sum() + occluded.sum()):
+        return None, "not on paper"
     paper_levels = window[paper]
     ink_levels = window[own_here]
     if len(paper_levels) < 8 or len(ink_levels) == 0:
-        return None
+        return None, "not on paper"
     p10, paper_level, p90 = _levels(paper_levels, (0.1, 0.5, 0.9))
     ink_level = _levels(ink_levels, (0.5,))[0]
     contrast = paper_level - ink_level
-    if contrast < MIN_INK_CONTRAST or p90 - p10 > MAX_PAPER_SPREAD * contrast:
-        return None
+    if contrast < config.min_ink_contrast:
+        return None, "low contrast"
+    if p90 - p10 > config.max_paper_spread * contrast:
+        return None, "paper too uneven"
     # The holes and gaps inside a digit are paper too. A dark blob that the adaptive threshold hollowed
     # out (a filled circle reads as a ring, a "0") has a dark inside.
     box_window = (slice(y - top, y - top + h), slice(x - left, x - left + w))
     inside = window[box_window][~ink_here[box_window]]
-    if len(inside) and _levels(inside, (0.5,))[0] - ink_level < MIN_HOLE_BRIGHTNESS * contrast:
-        return None
+    if len(inside) and _levels(inside, (0.5,))[0] - ink_level < config.min_hole_brightness * contrast:
+        return None, "dark inside"
     # Most of a written digit's box is paper. A dark object whose outline the adaptive threshold
     # traced (a picture frame, a dark box crossed by a cable) is mostly dark inside its box. A
     # straight "1" is all stroke, so thin blobs are exempt.
-    if w / h > THIN_STROKE_ASPECT and _levels(window[box_window].ravel(), (0.5,))[0] - ink_level < MIN_BOX_BRIGHTNESS * contrast:
-        return None
+    if w / h > config.thin_stroke_aspect and \
+            _levels(window[box_window].ravel(), (0.5,))[0] - ink_level < config.min_box_brightness * contrast:
+        return None, "dark inside"
     grey = scene.small[rows, cols]
     grey_paper, grey_ink = _levels(grey[paper], (0.5,))[0], _levels(grey[own_here], (0.5,))[0]
-    if grey_paper - grey_ink < MIN_INK_CONTRAST:
-        return None  # too faint in the frame itself: noise, or a shadow's edge the normalising magnified
-    return grey_paper
+    # Too faint in the frame itself: noise, or a shadow's edge that the normalising magnified.
+    if grey_paper - grey_ink < max(config.min_grey_contrast, config.min_grey_contrast_share * grey_paper):
+        return None, "faint in the frame"
+    return grey_paper, None
 
 
-def _accept_digit(scene: _Scene, boxes: np.ndarray, candidates: list[int], group: list[int]):
-    """(box, own ink mask, paper level) when the blobs in `group` together look like a digit on paper, else None."""
+def _judge(scene: _Scene, boxes: np.ndarray, candidates: list[int], group: list[int]):
+    """((box, own ink mask, paper level), None) when the blobs in `group` together look like a digit on
+    paper, else (None, (box, reason))."""
     box = _group_box(boxes, group)
     members = [candidates[i] for i in group]
-    if not _looks_like_digit(box, int(scene.areas[members].sum()), scene.small.shape):
-        return None
+    problem = _shape_problem(box, int(scene.areas[members].sum()), scene.small.shape, scene.config)
+    if problem:
+        return None, (box, problem)
     x, y, w, h = box
     own = np.zeros(scene.small.shape, bool)
     own[y:y + h, x:x + w] = np.isin(scene.labels[y:y + h, x:x + w], members)
-    paper_level = _on_plain_paper(scene, own, box)
-    return None if paper_level is None else (box, own, paper_level)
+    paper_grey, problem = _paper_problem(scene, own, box)
+    if problem:
+        return None, (box, problem)
+    return (box, own, paper_grey), None
 
 
-def find_digits(frame: np.ndarray) -> list[DigitRegion]:
-    """A camera frame (any channels/dtype) -> the digits in it, left to right, each with its isolated crop.
+def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
+    """A camera frame or photo (any channels/dtype) -> the digits in it, left to right, each with its
+    isolated crop, and every refused candidate with the reason.
 
     Never raises on odd frames: an empty, tiny, flat (all black/white) or unreadable frame has no digits.
     """
     frame = np.asarray(frame)
+    nothing = Detection([], [])
     if frame.ndim not in (2, 3) or min(frame.shape[:2], default=0) < MIN_FRAME_SIZE or frame.size == 0:
-        return []
+        return nothing
     gray = to_grayscale(frame)
-    small, scale = _working_copy(gray)
-    paper = paper_level(small)
+    small, scale = _working_copy(gray, config.working_size)
+    paper = paper_level(small, config)
     flat = cv2.divide(small, np.maximum(paper, 1), scale=255)
-    mask = _without_ruled_lines(ink_mask(small), flat)
+    mask = _without_ruled_lines(ink_mask(small, config), flat, config)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count <= 1:
-        return []
-    height, width = small.shape
-    min_area = max(4, MIN_SPECK_SHARE * height * width)
-    max_side = MAX_HEIGHT_SHARE * height
+        return nothing
+    shorter = min(small.shape)
+    min_height = config.min_digit_share * shorter
+    max_side = config.max_digit_share * shorter
+    # Specks: a blob that could not be even the bar of the smallest digit's 5.
+    min_area = max(4.0, 0.1 * min_height ** 2)
     areas, widths, heights = stats[:, cv2.CC_STAT_AREA], stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
     # Cheap, vectorised pre-filter: specks and blobs bigger than any digit go before the per-blob tests.
     candidates = np.flatnonzero((areas >= min_area) & (widths <= 2 * max_side) & (heights <= max_side))
-    candidates = [int(i) for i in candidates if i != 0]
-    if not candidates or len(candidates) > 200:
-        return []  # nothing, or a frame of pure texture
+    candidates = candidates[candidates != 0]
+    rejected: list[tuple[tuple[int, int, int, int], str]] = []
+    if len(candidates) > config.max_candidates:
+        # Bound the work, not the answer: a page of texture keeps its largest blobs.
+        order = np.argsort(-areas[candidates], kind="stable")
+        rejected += [(tuple(int(v) for v in stats[i, :4]), "over the candidate budget")
+                     for i in candidates[order[config.max_candidates:]]]
+        candidates = np.sort(candidates[order[:config.max_candidates]])
+    candidates = [int(i) for i in candidates]
     coloured = np.zeros(small.shape, bool)
     colour = _colour_copy(frame, small.shape)
-    if colour is not None:
-        coloured, not_pen = _colour_classes(colour, small, paper)
-        # Blobs that are mostly not pen ink are dropped before any merging, so a digit is never joined
-        # to the fingertips over the card.
-        coloured_ink = not_pen & (mask > 0)
-        coloured_share = np.bincount(labels[coloured_ink], minlength=count) / np.maximum(areas, 1)
-        candidates = [i for i in candidates if coloured_share[i] <= MAX_COLOURED_INK_SHARE]
-        if not candidates:
-            return []
-    boxes = stats[candidates, :4]
-    scene = _Scene(small, flat, mask, labels, areas, coloured)
+    if colour is not None and candidates:
+        coloured, not_pen = _colour_classes(colour, small, paper, config)
+        if not_pen is not None:
+            # Blobs that are mostly not pen ink are dropped before any merging, so a digit is never
+            # joined to the fingertips over the card.
+            coloured_ink = not_pen & (mask > 0)
+            coloured_share = np.bincount(labels[coloured_ink], minlength=count) / np.maximum(areas, 1)
+            keep = [i for i in candidates if coloured_share[i] <= MAX_COLOURED_INK_SHARE]
+            rejected += [(tuple(int(v) for v in stats[i, :4]), "not pen ink (coloured)")
+                         for i in candidates if coloured_share[i] > MAX_COLOURED_INK_SHARE and heights[i] >= min_height]
+            candidates = keep
     found = []
-    for group in _merge_broken_strokes(boxes, gap=0.08 * height):
-        digit = _accept_digit(scene, boxes, candidates, group)
-        if digit is None and len(group) > 1:
-            # A merge is a guess: when the whole fails, its parts may still be digits on their own.
-            digit_parts = (_accept_digit(scene, boxes, candidates, [i]) for i in group)
-            found.extend(part for part in digit_parts if part is not None)
-        elif digit is not None:
-            found.append(digit)
-    if len(found) > MAX_DIGITS:
-        return []
+    if candidates:
+        boxes = stats[candidates, :4]
+        scene = _Scene(config, small, flat, mask, labels, areas, coloured)
+        for group in _merge_broken_strokes(boxes, max_gap=0.08 * shorter):
+            digit, refusal = _judge(scene, boxes, candidates, group)
+            if digit is None and len(group) > 1:
+                # A merge is a guess: when the whole fails, its parts may still be digits on their own.
+                for i in group:
+                    part, part_refusal = _judge(scene, boxes, candidates, [i])
+                    if part is not None:
+                        found.append(part)
+                    elif part_refusal[1] != "too small":
+                        rejected.append(part_refusal)
+            elif digit is not None:
+                found.append(digit)
+            elif refusal[1] != "too small" or boxes[group[0], 3] >= 0.5 * min_height:
+                rejected.append(refusal)
     found.sort(key=lambda item: item[0][0])
-    return [_isolated_crop(gray, scale, box, own, paper_grey) for box, own, paper_grey in found]
+    regions = [_isolated_crop(gray, scale, box, own, paper_grey) for box, own, paper_grey in found]
+    return Detection(regions, [Rejected(_to_frame(box, scale, gray.shape), reason) for box, reason in rejected])
+
+
+def _to_frame(box: tuple[int, int, int, int], scale: float, shape: tuple[int, int]) -> Box:
+    x, y, w, h = box
+    left, top = int(x * scale), int(y * scale)
+    return Box(left, top, min(shape[1], int(np.ceil((x + w) * scale))) - left,
+               min(shape[0], int(np.ceil((y + h) * scale))) - top)
+
+
+def find_digits(frame: np.ndarray, config: DetectorConfig = LIVE) -> list[DigitRegion]:
+    """A camera frame -> the digits in it, left to right, each with its isolated crop."""
+    return detect(frame, config).regions
 
 
 def _isolated_crop(gray: np.ndarray, scale: float, box: tuple[int, int, int, int], own: np.ndarray,
@@ -401,6 +525,6 @@ def _isolated_crop(gray: np.ndarray, scale: float, box: tuple[int, int, int, int
     return DigitRegion(Box(left, top, right - left, bottom - top), isolated)
 
 
-def find_digit_regions(frame: np.ndarray) -> list[Box]:
+def find_digit_regions(frame: np.ndarray, config: DetectorConfig = LIVE) -> list[Box]:
     """A camera frame -> boxes (frame pixels, clamped) of the digits in it, left to right."""
-    return [region.box for region in find_digits(frame)]
+    return [region.box for region in find_digits(frame, config)]

@@ -8,55 +8,168 @@ from __future__ import annotations
 from collections import Counter, deque
 from dataclasses import dataclass
 
+import numpy as np
+
 DEFAULT_WINDOW = 7  # frames in the vote
 DEFAULT_MIN_CONFIDENCE = 0.5  # below this softmax probability a region is "no digit" (label smoothing caps confident reads near 0.97)
 
 
-def frame_text(digits: list[int], confidences: list[float], boxes: list[tuple[int, int, int, int]],
-               min_confidence: float) -> str:
-    """The number read in one frame: the confident digits on one line, left to right.
+MAX_NUMBER_GAP = 4.0  # digit heights: the widest gap between neighbours on one line (widely spaced rows)
+MIN_SPLIT_GAP = 0.6  # digit heights: a narrower gap never separates two numbers
+SPLIT_RATIO = 2.5  # a gap separates two numbers when it is this many times the line's gaps between digits
 
-    Regions below `min_confidence` are "no digit" (clutter the detector let through). A number's digits
-    are about the same height, on one line, and close together, so a confident blob elsewhere in the
-    frame does not become part of it. "" when nothing is read confidently. Boxes are (x, y, w, h).
+
+@dataclass(frozen=True)
+class Line:
+    """One written line: indices of its digits (into the frame's readings) in reading order, and its numbers."""
+    members: tuple[int, ...]
+    numbers: tuple[str, ...]  # the digits split where the writer left a wider gap
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.numbers)
+
+
+def _centres(boxes) -> np.ndarray:
+    return np.array([(x + w / 2, y + h / 2) for x, y, w, h in boxes], np.float64).reshape(-1, 2)
+
+
+def writing_angle(boxes) -> float:
+    """The direction the writing runs, in degrees (0 = left to right, 90 = downwards), from the digits' layout.
+
+    Each digit's nearest neighbour, measured edge to edge, is almost always the next digit on its line
+    (lines are further apart than the digits on them); the direction to it, folded into (-90, 90],
+    is voted in 10-degree bins, the winning bin refined by a mean. 0 with fewer than two digits.
+    """
+    if len(boxes) < 2:
+        return 0.0
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    x, y, w, h = b.T
+    gap_x = np.maximum(0, np.maximum(x[:, None], x[None]) - np.minimum((x + w)[:, None], (x + w)[None]))
+    gap_y = np.maximum(0, np.maximum(y[:, None], y[None]) - np.minimum((y + h)[:, None], (y + h)[None]))
+    size = np.sqrt(w * h)
+    similar = (size[:, None] <= 2 * size[None]) & (size[None] <= 2 * size[:, None])
+    distance = np.hypot(gap_x, gap_y) / np.maximum(size[:, None], 1) + np.where(similar, 0, np.inf)
+    np.fill_diagonal(distance, np.inf)
+    nearest = distance.argmin(axis=1)
+    usable = np.isfinite(distance[np.arange(len(b)), nearest]) & (distance[np.arange(len(b)), nearest] <= MAX_NUMBER_GAP)
+    if usable.sum() < 1:
+        return 0.0
+    centres = _centres(boxes)
+    delta = centres[nearest[usable]] - centres[usable]
+    angles = np.degrees(np.arctan2(delta[:, 1], delta[:, 0]))
+    angles = (angles + 90) % 180 - 90  # (-90, 90]: a neighbour to the left points the same way as one to the right
+    bins = np.round(angles / 10).astype(int)
+    bins[bins == -9] = 9  # -90 and 90 are one direction
+    values, counts = np.unique(bins, return_counts=True)
+    best = values[counts == counts.max()]
+    mode = best[np.argmin(np.abs(best))]  # a tie (a square grid of digits) reads as rows
+    near = np.abs(((angles - mode * 10) + 90) % 180 - 90) <= 10
+    doubled = np.radians(2 * angles[near])
+    return float(np.degrees(np.arctan2(np.sin(doubled).mean(), np.cos(doubled).mean())) / 2)
+
+
+def read_lines(digits: list[int], confidences: list[float], boxes: list[tuple[int, int, int, int]],
+               min_confidence: float, angle: float = 0.0) -> list[Line]:
+    """The confident digits of one frame as lines of numbers, top line first, each read in writing order.
+
+    Regions below `min_confidence` are "no digit". Consecutive digits of a line sit side by side along
+    the writing direction (`angle`, degrees), about level and of a similar size, at most MAX_NUMBER_GAP
+    digit heights apart; each digit links to its nearest such neighbour ahead when that neighbour's
+    nearest one behind is this digit, so two lines never cross-link. Boxes are (x, y, w, h).
     """
     sure = [i for i, confidence in enumerate(confidences) if confidence >= min_confidence]
     if not sure:
-        return ""
-    # Each confident digit anchors a line; the line the model is surest of, in total, is the number.
-    line = max((_line_through(anchor, sure, boxes) for anchor in sure),
-               key=lambda members: sum(confidences[i] for i in members))
-    return "".join(str(digits[i]) for i in line)
+        return []
+    theta = np.radians(angle)
+    centres = _centres([boxes[i] for i in sure])
+    along = centres[:, 0] * np.cos(theta) + centres[:, 1] * np.sin(theta)
+    across = -centres[:, 0] * np.sin(theta) + centres[:, 1] * np.cos(theta)
+    heights = np.array([boxes[i][3] for i in sure], np.float64)
+    widths = np.array([boxes[i][2] for i in sure], np.float64)
+    ahead, behind = _neighbours(along, across, widths, heights)
+    lines = []
+    starts = [k for k in range(len(sure)) if behind[k] is None or ahead[behind[k]] != k]
+    for start in starts:
+        chain = [start]
+        while ahead[chain[-1]] is not None and behind[ahead[chain[-1]]] == chain[-1]:
+            chain.append(ahead[chain[-1]])
+        lines.append(chain)
+    lines.sort(key=lambda chain: float(np.mean(across[chain])))
+    return [Line(tuple(sure[k] for k in chain),
+                 _numbers([str(digits[sure[k]]) for k in chain], _gaps(chain, along, widths, heights)))
+            for chain in lines]
 
 
-def _line_through(anchor: int, candidates: list[int], boxes) -> list[int]:
-    """The anchor and its neighbours on the same line, grown outwards one at a time, left to right."""
-    line = [anchor]
-    for direction in (-1, 1):
-        current = anchor
-        while True:
-            nxt = _neighbour(current, candidates, boxes, direction)
-            if nxt is None or nxt in line:
-                break
-            line.append(nxt)
-            current = nxt
-    return sorted(line, key=lambda i: boxes[i][0])
+def _gaps(chain: list[int], along: np.ndarray, widths: np.ndarray, heights: np.ndarray) -> list[float]:
+    """Edge-to-edge gaps between consecutive digits of a line, in digit heights."""
+    return [float((along[b] - widths[b] / 2) - (along[a] + widths[a] / 2)) / max(heights[a], heights[b], 1)
+            for a, b in zip(chain, chain[1:])]
 
 
-def _neighbour(current: int, candidates: list[int], boxes, direction: int) -> int | None:
-    x, y, w, h = boxes[current]
-    best, best_gap = None, None
-    for i in candidates:
-        cx, cy, cw, ch = boxes[i]
-        gap = cx - (x + w) if direction > 0 else x - (cx + cw)
-        # Digits of one number are written on one line, at about one size, close together; a blob
-        # beside the card (clutter, the card's edge) rarely is all three.
-        same_line = abs((y + h / 2) - (cy + ch / 2)) <= 0.35 * max(h, ch)
-        similar = 0.6 <= ch / h <= 1 / 0.6
-        if i != current and same_line and similar and -0.3 * h <= gap <= 0.8 * h:
-            if best_gap is None or gap < best_gap:
-                best, best_gap = i, gap
-    return best
+def _neighbours(along, across, widths, heights) -> tuple[list[int | None], list[int | None]]:
+    """For each digit, its nearest neighbour ahead and behind on the same line (indices), or None."""
+    count = len(along)
+    ahead: list[int | None] = [None] * count
+    behind: list[int | None] = [None] * count
+    best_ahead, best_behind = [np.inf] * count, [np.inf] * count
+    for a in range(count):
+        for b in range(count):
+            if a == b or along[b] <= along[a]:
+                continue
+            size = max(heights[a], heights[b])
+            gap = ((along[b] - widths[b] / 2) - (along[a] + widths[a] / 2)) / size
+            level = abs(across[b] - across[a]) / size
+            # Digits of one line: about level, not far apart, of a similar height (a small 1 or 0 in a
+            # number of big digits is still part of it).
+            if level > 0.45 or not -0.4 <= gap <= MAX_NUMBER_GAP or not 0.4 <= heights[a] / heights[b] <= 2.5:
+                continue
+            cost = gap + 2 * level
+            if cost < best_ahead[a]:
+                best_ahead[a], ahead[a] = cost, b
+            if cost < best_behind[b]:
+                best_behind[b], behind[b] = cost, a
+    return ahead, behind
+
+
+def _numbers(digits: list[str], gaps: list[float]) -> tuple[str, ...]:
+    """Split a line's digits into numbers where the writer left a gap much wider than between digits.
+
+    With several numbers on a line its gaps fall into two groups: the two groups that best separate
+    the sorted gaps (Otsu's criterion) are taken as gaps between numbers when the wide group is
+    SPLIT_RATIO times the narrow one (touching digits count as 0.2 digit heights apart) and each
+    split gap is at least MIN_SPLIT_GAP. An evenly spaced row stays one number however wide its spacing.
+    """
+    threshold = _number_gap(sorted(gaps))
+    numbers, current = [], digits[0]
+    for digit, gap in zip(digits[1:], gaps):
+        if gap >= threshold:
+            numbers.append(current)
+            current = digit
+        else:
+            current += digit
+    return tuple(numbers + [current])
+
+
+def _number_gap(gaps: list[float]) -> float:
+    """The narrowest gap that separates two numbers on a line (sorted gaps in digit heights); inf for none."""
+    if len(gaps) < 2:
+        return np.inf  # one gap says nothing about the writer's spacing
+    best, best_split = -1.0, None
+    for k in range(1, len(gaps)):
+        low, high = gaps[:k], gaps[k:]
+        spread = len(low) * len(high) * (np.mean(high) - np.mean(low)) ** 2
+        if spread > best:
+            best, best_split = spread, k
+    narrow, wide = np.mean(gaps[:best_split]), np.mean(gaps[best_split:])
+    if wide < SPLIT_RATIO * max(narrow, 0.2):
+        return np.inf
+    return max(gaps[best_split], MIN_SPLIT_GAP)
+
+
+def lines_text(lines: list[Line]) -> str:
+    """The frame's reading as one string: lines top to bottom, joined by newlines ("" for none)."""
+    return "\n".join(line.text for line in lines)
 
 
 @dataclass

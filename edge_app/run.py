@@ -20,15 +20,22 @@ import cv2
 import numpy as np
 
 from edge_app.classifier import Classifier, ModelError, load_classifier
-from edge_app.detect import Box, find_digits
+from edge_app.detect import LIVE, STILL, Box, DetectorConfig, DigitRegion, Rejected, detect
+from edge_app.images import read_still as read_image
 from edge_app.models import default_model_path
-from edge_app.preprocess import MNIST_SIZE, to_mnist_input
-from edge_app.readout import DEFAULT_MIN_CONFIDENCE, DEFAULT_WINDOW, StableReadout, frame_text
+from edge_app.preprocess import MNIST_SIZE, to_grayscale, to_mnist_input
+from edge_app.readout import (DEFAULT_MIN_CONFIDENCE, DEFAULT_WINDOW, Line, StableReadout, lines_text, read_lines,
+                              writing_angle)
 from edge_app.sources import CameraOptions, SourceError, open_source
 
 WINDOW_NAME = "digits run"
 KEY_QUIT, KEY_PAUSE, KEY_SNAPSHOT = (ord("q"), 27), ord(" "), ord("s")
 INITIAL_BATCH = 2  # batch slots allocated up front: one- and two-digit numbers never resize the model
+
+
+MIN_TURN_DEGREES = 20  # writing turned further than this is read on a frame turned back upright
+MIN_TURN_DIGITS = 3  # ... when at least this many digits show which way it runs
+TINY_STILL = 64  # px: a still no longer than this (an MNIST-sized crop) is read whole when detection finds nothing
 
 
 @dataclass(frozen=True)
@@ -37,27 +44,56 @@ class DigitReading:
     confidence: float  # softmax probability of `digit`, in [0, 1]
     box: Box  # frame pixels
 
+    def to_json(self) -> dict:
+        return {"digit": self.digit, "confidence": round(self.confidence, 4), "box": self.box.as_list()}
+
 
 @dataclass(frozen=True, eq=False)
 class FrameResult:
     frame: int  # index from 0
     time_ms: float  # the frame's time: video position, or milliseconds since a live source opened
-    text: str  # this frame's number, "" when none is read confidently
-    stable_text: str  # the voted number shown to the user
-    digits: list[DigitReading]  # every region found, left to right, confident or not
+    text: str  # this frame's reading: its lines top to bottom, joined by newlines; "" when nothing is read
+    stable_text: str  # the voted reading shown to the user (the same as `text` for still images)
+    digits: list[DigitReading]  # every region found, confident or not
     inputs: np.ndarray  # (n, 28, 28) uint8, what the model saw, aligned with `digits`
     latency_ms: dict[str, float]  # capture, detect (regions + 28x28 inputs), classify, total
+    lines: list[Line] = field(default_factory=list)  # the confident digits as lines of numbers (indices into `digits`)
+    path: str | None = None  # the image file, for stills
+    angle: float = 0.0  # degrees the frame was turned to read writing that was not level
+    rejected: list[Rejected] = field(default_factory=list)  # candidates refused by the detector, with reasons
 
-    def to_json(self) -> dict:
-        return {
-            "frame": self.frame,
+    def to_json(self, debug: bool = False) -> dict:
+        head = {"frame": self.frame} if self.path is None else {"path": self.path}
+        result = {
+            **head,
             "time_ms": round(self.time_ms, 1),
             "text": self.text,
             "stable_text": self.stable_text,
-            "digits": [{"digit": d.digit, "confidence": round(d.confidence, 4), "box": d.box.as_list()}
-                       for d in self.digits],
+            "lines": [{"text": line.text, "numbers": list(line.numbers),
+                       "digits": [self.digits[i].to_json() for i in line.members]} for line in self.lines],
+            "digits": [d.to_json() for d in self.digits],
             "latency_ms": {name: round(ms, 3) for name, ms in self.latency_ms.items()},
         }
+        if self.angle:
+            result["turned_degrees"] = round(self.angle, 1)
+        if debug:
+            result["rejected"] = [{"box": r.box.as_list(), "reason": r.reason} for r in self.rejected]
+        return result
+
+
+@dataclass(frozen=True, eq=False)
+class _Reading:
+    """One look at a frame (as it is, or turned): what was found and read."""
+    regions: list[DigitRegion]
+    inputs: list[np.ndarray]
+    readings: list[DigitReading]
+    rejected: list[Rejected]
+    angle: float  # degrees the frame was turned before reading
+    upright: list[list[int]]  # the readings' boxes on the turned frame, where the writing is level
+
+
+    def confident(self, min_confidence: float) -> float:
+        return sum(r.confidence for r in self.readings if r.confidence >= min_confidence)
 
 
 @dataclass
@@ -66,6 +102,8 @@ class DigitPipeline:
     classifier: Classifier
     min_confidence: float = DEFAULT_MIN_CONFIDENCE
     vote_window: int = DEFAULT_WINDOW
+    live_detector: DetectorConfig = LIVE
+    still_detector: DetectorConfig = STILL
     readout: StableReadout = field(init=False)
 
     def __post_init__(self):
@@ -74,27 +112,74 @@ class DigitPipeline:
         # shape (resizing re-plans the graph); it grows only when a frame holds more digits than ever.
         self._batch = np.zeros((INITIAL_BATCH, MNIST_SIZE, MNIST_SIZE), np.uint8)
 
-    def process(self, frame: np.ndarray, index: int = 0, time_ms: float = 0.0, capture_ms: float = 0.0
-                ) -> FrameResult:
-        """One frame (any shape/dtype; odd frames read as "no digit") -> FrameResult with per-stage times."""
+    def process(self, frame: np.ndarray, index: int = 0, time_ms: float = 0.0, capture_ms: float = 0.0,
+                still: bool = False, path: str | None = None) -> FrameResult:
+        """One frame (any shape/dtype; odd frames read as "no digit") -> FrameResult with per-stage times.
+
+        `still`: a photo, read on its own (the still detector, no vote); else a live or video frame.
+        """
+        config = self.still_detector if still else self.live_detector
         start = time.perf_counter()
+        look = self._look(frame, config, 0.0)
+        if still and not look.regions:
+            look = self._read_whole(frame, look)
+        angle = writing_angle([r.box.as_list() for r in look.readings])
+        if len(look.readings) >= MIN_TURN_DIGITS and abs(angle) >= MIN_TURN_DEGREES:
+            # Writing that is not level: read the frame turned back upright. Writing that runs up or down
+            # the frame could be turned either way; the turn whose digits the model is surer of wins.
+            turns = [angle] + ([angle - 180 if angle > 0 else angle + 180] if abs(angle) > 60 else [])
+            looks = [look] + [self._look(frame, config, turn) for turn in turns]
+            look = max(looks, key=lambda candidate: candidate.confident(self.min_confidence))
+            angle = writing_angle(look.upright)
+        elapsed = time.perf_counter() - start
+        lines = read_lines([r.digit for r in look.readings], [r.confidence for r in look.readings], look.upright,
+                           self.min_confidence, angle)
+        text = lines_text(lines)
+        stable = text if still else self.readout.update(text)
+        classify_ms = self._classify_ms
+        detect_ms = elapsed * 1000 - classify_ms
+        latency = {"capture": capture_ms, "detect": detect_ms, "classify": classify_ms,
+                   "total": capture_ms + detect_ms + classify_ms}
+        stacked = np.stack(look.inputs) if look.inputs else np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.uint8)
+        return FrameResult(index, time_ms, text, stable, look.readings, stacked, latency, lines, path,
+                           look.angle, look.rejected)
+
+    def _look(self, frame: np.ndarray, config: DetectorConfig, turn: float) -> _Reading:
+        """Detect, prepare and classify the frame turned by `turn` degrees; boxes in the frame's own pixels."""
+        if not turn:
+            self._classify_ms = 0.0
+        view = frame if not turn else _turn(np.asarray(frame), turn)
+        detection = detect(view, config)
         regions, inputs = [], []
-        for region in find_digits(frame):
+        for region in detection.regions:
             mnist = to_mnist_input(region.crop)
             if mnist is not None:
                 regions.append(region)
                 inputs.append(mnist)
-        detected = time.perf_counter()
+        started = time.perf_counter()
         readings = self._classify(regions, inputs)
-        classified = time.perf_counter()
-        text = frame_text([r.digit for r in readings], [r.confidence for r in readings],
-                          [(r.box.x, r.box.y, r.box.w, r.box.h) for r in readings], self.min_confidence)
-        stable = self.readout.update(text)
-        detect_ms, classify_ms = (detected - start) * 1000, (classified - detected) * 1000
-        latency = {"capture": capture_ms, "detect": detect_ms, "classify": classify_ms,
-                   "total": capture_ms + detect_ms + classify_ms}
-        stacked = np.stack(inputs) if inputs else np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.uint8)
-        return FrameResult(index, time_ms, text, stable, readings, stacked, latency)
+        self._classify_ms += (time.perf_counter() - started) * 1000
+        upright = [r.box.as_list() for r in readings]
+        rejected = detection.rejected
+        if turn:
+            shape = np.asarray(frame).shape
+            readings = [DigitReading(r.digit, r.confidence, _box_back(r.box, shape, turn)) for r in readings]
+            rejected = [Rejected(_box_back(r.box, shape, turn), r.reason) for r in rejected]
+        return _Reading(regions, inputs, readings, rejected, turn, upright)
+
+    def _read_whole(self, frame: np.ndarray, look: _Reading) -> _Reading:
+        """A still too small for detection (an MNIST-sized crop) is one digit: read it whole."""
+        frame = np.asarray(frame)
+        if frame.ndim not in (2, 3) or frame.size == 0 or max(frame.shape[:2]) > TINY_STILL:
+            return look
+        mnist = to_mnist_input(frame)
+        if mnist is None:
+            return look
+        region = DigitRegion(Box(0, 0, frame.shape[1], frame.shape[0]), to_grayscale(frame))
+        started = time.perf_counter()
+        readings = self._classify([region], [mnist])
+        self._classify_ms += (time.perf_counter() - started) * 1000
+        return _Reading([region], [mnist], readings, look.rejected, 0.0, [region.box.as_list()])
 
     def _classify(self, regions, inputs) -> list[DigitReading]:
         count = len(inputs)
@@ -106,6 +191,46 @@ class DigitPipeline:
         self._batch[count:] = 0
         predictions = self.classifier.predict(self._batch)[:count]  # one call for every digit in the frame
         return [DigitReading(p.digit, p.confidence, r.box) for p, r in zip(predictions, regions)]
+
+
+def _turn_matrix(shape: tuple[int, ...], degrees: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """The affine map that turns a frame of `shape` by `degrees` (counter-clockwise) onto a canvas that holds all of it."""
+    height, width = shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    new_w, new_h = int(np.ceil(height * sin + width * cos)), int(np.ceil(height * cos + width * sin))
+    matrix[0, 2] += new_w / 2 - width / 2
+    matrix[1, 2] += new_h / 2 - height / 2
+    return matrix, (new_w, new_h)
+
+
+def _turn(frame: np.ndarray, degrees: float) -> np.ndarray:
+    matrix, size = _turn_matrix(frame.shape, degrees)
+    return cv2.warpAffine(frame, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _box_back(box: Box, shape: tuple[int, ...], degrees: float) -> Box:
+    """A box found on the turned frame -> the box around the same place in the frame's own pixels."""
+    matrix, _ = _turn_matrix(shape, degrees)
+    inverse = cv2.invertAffineTransform(matrix)
+    corners = np.array([[box.x, box.y], [box.x + box.w, box.y], [box.x, box.y + box.h], [box.x + box.w, box.y + box.h]],
+                       np.float64)
+    back = corners @ inverse[:, :2].T + inverse[:, 2]
+    left, top = np.floor(back.min(axis=0)).astype(int)
+    right, bottom = np.ceil(back.max(axis=0)).astype(int)
+    left, top = max(0, left), max(0, top)
+    return Box(int(left), int(top), int(min(shape[1], right) - left), int(min(shape[0], bottom) - top))
+
+
+def read_still(path: Path | str, pipeline: DigitPipeline, index: int = 0) -> FrameResult:
+    """One image file, read as `digits predict` and `digits run --source IMAGE` both read it.
+
+    ImageError (one line, naming the file) when it cannot be decoded.
+    """
+    started = time.perf_counter()
+    frame = read_image(Path(path))
+    decode_ms = (time.perf_counter() - started) * 1000
+    return pipeline.process(frame, index, float(index), decode_ms, still=True, path=str(path))
 
 
 def process_frame(frame: np.ndarray, classifier: Classifier, readout: StableReadout | None = None,
@@ -171,15 +296,21 @@ class RunOptions:
     output_format: str = "text"  # "text": print the stable number when it changes; "jsonl": a line per frame
     camera: CameraOptions = CameraOptions()
     snapshot_dir: Path = Path(".")
+    debug: bool = False
 
 
-def _emit(result: FrameResult, output_format: str, last_stable: str, still_image: Path | None) -> None:
+def one_line(text: str) -> str:
+    """A reading of several lines on one terminal line: "12 34 / 567"."""
+    return text.replace("\n", " / ") or "(no digit)"
+
+
+def _emit(result: FrameResult, output_format: str, last_stable: str, debug: bool) -> None:
     if output_format == "jsonl":
-        print(json.dumps(result.to_json()), flush=True)
-    elif still_image is not None:
-        print(f"{still_image}: {result.text or '(no digit)'}", flush=True)
+        print(json.dumps(result.to_json(debug)), flush=True)
+    elif result.path is not None:
+        print(f"{result.path}: {one_line(result.text)}", flush=True)
     elif result.stable_text != last_stable:
-        print(result.stable_text or "(no digit)", flush=True)
+        print(one_line(result.stable_text), flush=True)
 
 
 def read_timed(source) -> tuple[np.ndarray, float, float] | None:
@@ -211,8 +342,9 @@ def run(options: RunOptions) -> int:
                     if got is None:
                         break
                     frame, time_ms, capture_ms = got
-                    result = pipeline.process(frame, index, time_ms, capture_ms)
-                    _emit(result, options.output_format, last_stable, source.current if independent else None)
+                    still_path = str(source.current) if independent else None
+                    result = pipeline.process(frame, index, time_ms, capture_ms, still=independent, path=still_path)
+                    _emit(result, options.output_format, last_stable, options.debug)
                     last_stable = result.stable_text
                     index += 1
                     elapsed = time.perf_counter() - started

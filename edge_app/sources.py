@@ -17,6 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_app.images import ImageError, read_still
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 REOPEN_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)  # waits between attempts to re-open a camera that went silent
@@ -130,16 +132,20 @@ class ImageListSource:
         self.paths, self.name = paths, name
         self._next = 0
         self.current: Path | None = None  # the image last read
+        self.failures = 0  # images that could not be read
 
     def read(self) -> tuple[np.ndarray, float] | None:
         while self._next < len(self.paths):
             path = self.paths[self._next]
             self._next += 1
-            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if frame is not None:
-                self.current = path
-                return frame, float(self._next - 1)  # time_ms: the image's index, images have no clock
-            print(f"{path}: not an image OpenCV can read; skipped", file=sys.stderr)
+            try:
+                frame = read_still(path)
+            except ImageError as error:
+                self.failures += 1
+                print(f"{error}; skipped", file=sys.stderr)
+                continue
+            self.current = path
+            return frame, float(self._next - 1)  # time_ms: the image's index, images have no clock
         return None
 
     def close(self) -> None:

@@ -1,0 +1,110 @@
+"""Read a still image for recognition: the one decode every still path uses (`digits predict`, `digits run`
+on image files, folders and globs).
+
+A phone photo is 12-16 megapixels, far more than its digits need, and a full decode alone costs more
+than reading it. So the size is read from the file's header first, and a JPEG is decoded reduced
+(libjpeg scales by 1/2, 1/4 or 1/8 inside its DCT, much cheaper than a full decode and a resize) to
+the largest size whose shorter side stays at least `min_side` px. EXIF orientation is applied (an
+upside-down phone photo reads upright), transparent pixels are composited over white paper, and a
+header claiming more pixels than `max_pixels` is refused before any decode.
+"""
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+STILL_MIN_SIDE = 720  # px: the shorter side a photo is decoded to at least (digits from 2% of it: >= 14 px)
+MAX_PIXELS = 100_000_000  # a 100-megapixel header is refused before decoding (a 1 GB device could not hold it)
+_REDUCED_COLOR = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                  8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+class ImageError(ValueError):
+    """An image file that cannot be read; the message names the file and what is wrong, in one line."""
+
+
+def header_size(data: bytes) -> tuple[int, int, bool] | None:
+    """(width, height, has alpha) from a PNG or JPEG header, without decoding; None for other formats."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 26 and data[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", data[16:24])
+        return width, height, data[25] in (4, 6)  # grey + alpha, RGBA
+    if data[:2] != b"\xff\xd8":
+        return None
+    position = 2
+    while position + 9 <= len(data):
+        if data[position] != 0xFF:
+            position += 1  # fill bytes and entropy-coded data between markers
+            continue
+        marker = data[position + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            position += 1 if marker == 0xFF else 2
+            continue
+        length = struct.unpack(">H", data[position + 2:position + 4])[0]
+        # Start-of-frame markers carry the size (C4, C8 and CC are other tables).
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", data[position + 5:position + 9])
+            return width, height, False
+        position += 2 + length
+    return None
+
+
+def reduction_for(width: int, height: int, min_side: int) -> int:
+    """The largest JPEG reduction (1, 2, 4 or 8) that keeps the shorter side at least `min_side` px."""
+    factor = 1
+    while factor < 8 and min(width, height) / (2 * factor) >= min_side:
+        factor *= 2
+    return factor
+
+
+def composite_over_white(image: np.ndarray) -> np.ndarray:
+    """BGRA -> BGR with transparent pixels as white paper (what a viewer shows); other images unchanged."""
+    if image.ndim != 3 or image.shape[2] != 4:
+        return image
+    if image.dtype != np.uint8:
+        image = cv2.convertScaleAbs(image, alpha=255.0 / 65535.0) if image.dtype == np.uint16 else image.astype(np.uint8)
+    alpha = image[:, :, 3:4].astype(np.float32) / 255.0
+    return (image[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+
+
+def decode_still(data: bytes, name: str, min_side: int = STILL_MIN_SIDE, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Image file bytes -> (h, w) or (h, w, 3) uint8, upright, at the size the digits need; ImageError otherwise."""
+    if not data:
+        raise ImageError(f"{name}: file is empty")
+    size = header_size(data)
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise ImageError(f"{name}: {size[0]}x{size[1]} pixels is over the limit of {max_pixels:,}; "
+                         "shrink the image first")
+    buffer = np.frombuffer(data, np.uint8)
+    if size is not None and size[2]:
+        flags = cv2.IMREAD_UNCHANGED  # keep the alpha channel to composite it (PNGs carry no EXIF turn)
+    elif size is not None and data[:2] == b"\xff\xd8":
+        flags = _REDUCED_COLOR[reduction_for(size[0], size[1], min_side)]
+    else:
+        flags = cv2.IMREAD_COLOR
+    try:
+        image = cv2.imdecode(buffer, flags)
+    except cv2.error:
+        image = None  # OpenCV raises on headers that claim over 2^30 pixels
+    if image is None or image.size == 0:
+        raise ImageError(f"{name}: not an image OpenCV can read (PNG, JPEG, BMP, TIFF, WebP, PNM ...)")
+    if image.shape[0] * image.shape[1] > max_pixels:
+        raise ImageError(f"{name}: {image.shape[1]}x{image.shape[0]} pixels is over the limit of {max_pixels:,}; "
+                         "shrink the image first")
+    return composite_over_white(image)
+
+
+def read_still(path: Path, min_side: int = STILL_MIN_SIDE) -> np.ndarray:
+    """An image file -> pixels ready for detection (see `decode_still`); ImageError naming the file otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: file not found")
+    if not path.is_file():
+        raise ImageError(f"{path}: not a regular file")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ImageError(f"{path}: cannot be read ({error.strerror})") from None
+    return decode_still(data, str(path), min_side)

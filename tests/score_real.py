@@ -1,0 +1,135 @@
+"""Score `digits run` on real photos: how README's real-photo table was measured.
+
+    python tests/score_real.py                                  # ../shared/data/real, the shipped int8 model
+    python tests/score_real.py --folder DIR --list               # another labelled folder, one line per photo
+
+The folder holds photos and a `truth.json` (a list of {"file", "lines", "kind"}; see
+../shared/data/real/README.md). Every photo is read exactly as `digits run --source PHOTO` reads it
+(`edge_app.run.read_still`: guarded decode at the size the digits need, EXIF orientation, detection,
+lines). Per kind it prints photos read exactly (every line, numbers split where the writer left a
+gap), lines read exactly, digits right in reading order (1 - edit distance / digits, spaces and line
+breaks ignored) and the median and mean seconds per photo, decode included, on one core.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from edge_app.classifier import load_classifier  # noqa: E402
+from edge_app.run import DigitPipeline, read_still  # noqa: E402
+
+DEFAULT_FOLDER = ROOT.parent / "shared" / "data" / "real"
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: insertions, deletions and substitutions each cost 1."""
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
+        previous = current
+    return previous[-1]
+
+
+@dataclass(frozen=True)
+class PhotoScore:
+    file: str
+    kind: str
+    truth: list[str]
+    read: list[str]
+    seconds: float
+
+    @property
+    def digits(self) -> int:
+        return len("".join(self.truth).replace(" ", ""))
+
+    @property
+    def digit_errors(self) -> int:
+        flat = lambda lines: "".join(lines).replace(" ", "")  # noqa: E731
+        return min(self.digits, edit_distance(flat(self.truth), flat(self.read)))
+
+    @property
+    def exact(self) -> bool:
+        return [" ".join(t.split()) for t in self.truth] == [" ".join(r.split()) for r in self.read]
+
+    @property
+    def lines_right(self) -> int:
+        read = {" ".join(r.split()) for r in self.read}
+        return sum(" ".join(t.split()) in read for t in self.truth)
+
+
+def score_photo(entry: dict, folder: Path, pipeline: DigitPipeline) -> PhotoScore:
+    started = time.perf_counter()
+    result = read_still(folder / entry["file"], pipeline)
+    seconds = time.perf_counter() - started
+    return PhotoScore(entry["file"], entry["kind"], entry["lines"], [line.text for line in result.lines], seconds)
+
+
+def summary_rows(scores: list[PhotoScore]) -> list[dict]:
+    rows = []
+    for kind in ("single", "line", "page", "all"):
+        part = [s for s in scores if kind in (s.kind, "all")]
+        if not part:
+            continue
+        digits = sum(s.digits for s in part)
+        seconds = [s.seconds for s in part]
+        rows.append({"kind": kind, "photos": len(part), "exact": sum(s.exact for s in part),
+                     "lines": sum(len(s.truth) for s in part), "lines_right": sum(s.lines_right for s in part),
+                     "digits": digits, "digits_right": digits - sum(s.digit_errors for s in part),
+                     "median_s": float(np.median(seconds)), "mean_s": float(np.mean(seconds))})
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| kind | photos | read exactly | lines exact | digits right (reading order) | s/photo median | mean |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['kind']} | {r['photos']} | {r['exact']}/{r['photos']} ({r['exact'] / r['photos']:.0%}) "
+                     f"| {r['lines_right']}/{r['lines']} | {r['digits_right']}/{r['digits']} "
+                     f"({r['digits_right'] / max(r['digits'], 1):.1%}) | {r['median_s']:.3f} | {r['mean_s']:.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--folder", type=Path, default=DEFAULT_FOLDER, help="photos with a truth.json")
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "cnn_int8.tflite")
+    parser.add_argument("--list", action="store_true", help="one line per photo: truth, reading, seconds")
+    parser.add_argument("--json", type=Path, default=None, help="write every photo's score here")
+    args = parser.parse_args()
+    truth_file = args.folder / "truth.json"
+    if not truth_file.is_file():
+        print(f"score_real: {truth_file}: not found; pass --folder with photos and a truth.json", file=sys.stderr)
+        return 2
+    if not args.model.is_file():
+        print(f"score_real: --model {args.model}: no such file", file=sys.stderr)
+        return 2
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    cv2.setNumThreads(1)  # seconds per photo on one core, as the issue's goal counts them
+    pipeline = DigitPipeline(load_classifier(args.model, threads=1))
+    scores = [score_photo(entry, args.folder, pipeline) for entry in json.loads(truth_file.read_text())]
+    if args.list:
+        for s in scores:
+            mark = "ok " if s.exact else f"{s.digit_errors:>3d}"
+            print(f"{mark} {s.file:16s} {s.seconds:6.3f}s  truth {' / '.join(s.truth)!r}  read {' / '.join(s.read)!r}")
+    print(markdown_table(summary_rows(scores)))
+    if args.json:
+        args.json.write_text(json.dumps([{**s.__dict__, "exact": s.exact, "digit_errors": s.digit_errors}
+                                         for s in scores], indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
