@@ -37,8 +37,10 @@ class DetectorConfig:
     """
     working_size: int = 256  # px, the longer side of the copy detection runs on (its cost grows with its area)
     min_digit_share: float = 0.06  # smallest digit height, share of the frame's shorter side
-    max_digit_share: float = 0.75  # largest (a card held close fills most of the frame)
-    border_rule: bool = True  # a blob touching the frame border is cut off: refuse it (live frames)
+    max_digit_share: float = 0.75  # largest digit height, share of the frame's height (a card held close)
+    # A blob touching the frame border is cut off (clutter beside the card, the page's edge) unless it is at
+    # least this share of the frame height: the digit of a tight crop. Live frames: never (2.0).
+    min_border_digit_share: float = 2.0
     # Ink: darker than the local mean (a window of this share of the shorter side) by this many levels.
     block_share: float = 0.12
     ink_offset: int = 12
@@ -71,7 +73,8 @@ class DetectorConfig:
 
 
 LIVE = DetectorConfig()
-STILL = DetectorConfig(working_size=1024, min_digit_share=0.02, max_digit_share=0.92, border_rule=False,
+STILL = DetectorConfig(working_size=1024, min_digit_share=0.02, max_digit_share=1.0, min_border_digit_share=0.3,
+                       min_fill=0.025,
                        min_grey_contrast=16, min_grey_contrast_share=0.1, any_pen_colour=True, max_candidates=600)
 
 
@@ -121,6 +124,7 @@ class Box:
 class DigitRegion:
     box: Box  # the crop: the ink box with a margin, clamped to the frame (frame pixels)
     crop: np.ndarray  # (box.h, box.w) uint8 grayscale; other ink inside the box painted the paper's colour
+    ink: Box | None = None  # the digit's ink alone (frame pixels): where it sits on its line
 
 
 @dataclass(frozen=True)
@@ -259,7 +263,7 @@ def _shape_problem(box: tuple[int, int, int, int], ink_area: int, shape: tuple[i
     height, width = shape
     if h < config.min_digit_share * min(shape):
         return "too small"
-    if h > config.max_digit_share * min(shape):
+    if h > config.max_digit_share * height:
         return "too large"
     if not config.min_aspect <= w / h <= config.max_aspect:
         return "too wide or thin"
@@ -267,9 +271,14 @@ def _shape_problem(box: tuple[int, int, int, int], ink_area: int, shape: tuple[i
     # A straight "1" fills its thin box almost entirely; only wider blobs must leave room for paper.
     if fill < config.min_fill or (fill > config.max_fill and w / h > config.thin_stroke_aspect):
         return "too little or too much ink"
-    if config.border_rule and not (x > 0 and y > 0 and x + w < width and y + h < height):
-        return "touches the frame border"  # in a live frame a blob cut by the border is not whole
+    if _touches_border(box, shape) and h < config.min_border_digit_share * height:
+        return "touches the frame border"  # a blob cut by the border is not whole
     return None
+
+
+def _touches_border(box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
+    x, y, w, h = box
+    return x <= 0 or y <= 0 or x + w >= shape[1] or y + h >= shape[0]
 
 
 def _levels(values: np.ndarray, shares: tuple[float, ...]) -> list[float]:
@@ -320,8 +329,8 @@ def _hues(colour: np.ndarray, config: DetectorConfig) -> tuple[np.ndarray, np.nd
 
 
 def _colour_classes(colour: np.ndarray, small: np.ndarray, paper: np.ndarray, config: DetectorConfig
-                    ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(coloured, not pen ink or None), each (h, w) bool: what is not paper, and what no accepted pen wrote.
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(coloured, not pen ink), each (h, w) bool: what is not paper, and what no black, grey or blue pen wrote.
 
     A pixel counts as coloured only when it is coloured both as the camera saw it and white-balanced
     on the frame's brightest pixels: the balance rescues white paper under a coloured light, and the
@@ -335,8 +344,6 @@ def _colour_classes(colour: np.ndarray, small: np.ndarray, paper: np.ndarray, co
         coloured &= balanced_coloured
         not_blue &= balanced_not_blue
         chroma = cv2.min(chroma, balanced_chroma)
-    if config.any_pen_colour:
-        return coloured, None
     # Pen ink is black, grey (pencil) or blue. Skin, paint and coloured objects are colourful in
     # another hue, or as colourful as they are dark (ratio ~1 against ~0.25 for a blue ballpoint).
     # The cost: a red or green pen's digits are refused. (The closing never lies below the pixel.)
@@ -443,7 +450,7 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
         return nothing
     shorter = min(small.shape)
     min_height = config.min_digit_share * shorter
-    max_side = config.max_digit_share * shorter
+    max_side = config.max_digit_share * small.shape[0]
     # Specks: a blob that could not be even the bar of the smallest digit's 5.
     min_area = max(4.0, 0.1 * min_height ** 2)
     areas, widths, heights = stats[:, cv2.CC_STAT_AREA], stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
@@ -462,15 +469,16 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
     colour = _colour_copy(frame, small.shape)
     if colour is not None and candidates:
         coloured, not_pen = _colour_classes(colour, small, paper, config)
-        if not_pen is not None:
-            # Blobs that are mostly not pen ink are dropped before any merging, so a digit is never
-            # joined to the fingertips over the card.
-            coloured_ink = not_pen & (mask > 0)
-            coloured_share = np.bincount(labels[coloured_ink], minlength=count) / np.maximum(areas, 1)
-            keep = [i for i in candidates if coloured_share[i] <= MAX_COLOURED_INK_SHARE]
-            rejected += [(tuple(int(v) for v in stats[i, :4]), "not pen ink (coloured)")
-                         for i in candidates if coloured_share[i] > MAX_COLOURED_INK_SHARE and heights[i] >= min_height]
-            candidates = keep
+        # Blobs that are mostly not pen ink are dropped before any merging, so a digit is never joined
+        # to the fingertips over the card. A photo takes any ink, but not at its border: what the
+        # border cuts there is the cloth or table around the page.
+        coloured_ink = not_pen & (mask > 0)
+        coloured_share = np.bincount(labels[coloured_ink], minlength=count) / np.maximum(areas, 1)
+        judged = [i for i in candidates if not config.any_pen_colour or _touches_border(stats[i, :4], small.shape)]
+        refused = {i for i in judged if coloured_share[i] > MAX_COLOURED_INK_SHARE}
+        rejected += [(tuple(int(v) for v in stats[i, :4]), "not pen ink (coloured)")
+                     for i in refused if heights[i] >= min_height]
+        candidates = [i for i in candidates if i not in refused]
     found = []
     if candidates:
         boxes = stats[candidates, :4]
@@ -522,7 +530,7 @@ def _isolated_crop(gray: np.ndarray, scale: float, box: tuple[int, int, int, int
     keep = cv2.dilate(keep, np.ones((grow, grow), np.uint8)) > 0
     paper = np.uint8(min(255, round(paper_level)))
     isolated = np.where(keep, crop, paper).astype(np.uint8)
-    return DigitRegion(Box(left, top, right - left, bottom - top), isolated)
+    return DigitRegion(Box(left, top, right - left, bottom - top), isolated, _to_frame(box, scale, gray.shape))
 
 
 def find_digit_regions(frame: np.ndarray, config: DetectorConfig = LIVE) -> list[Box]:

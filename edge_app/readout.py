@@ -15,7 +15,9 @@ DEFAULT_MIN_CONFIDENCE = 0.5  # below this softmax probability a region is "no d
 
 
 MAX_NUMBER_GAP = 4.0  # digit heights: the widest gap between neighbours on one line (widely spaced rows)
-MIN_SPLIT_GAP = 0.6  # digit heights: a narrower gap never separates two numbers
+MIN_SPLIT_GAP = 0.8  # digit heights: a narrower gap never separates two numbers
+TOUCHING_GAP = 0.2  # digit heights: the spacing assumed between digits that touch
+MAX_DIGIT_SPACING = 0.5  # digit heights: the digits of a number of several digits are at least this close
 SPLIT_RATIO = 2.5  # a gap separates two numbers when it is this many times the line's gaps between digits
 
 
@@ -124,7 +126,7 @@ def _neighbours(along, across, widths, heights) -> tuple[list[int | None], list[
             # number of big digits is still part of it).
             if level > 0.45 or not -0.4 <= gap <= MAX_NUMBER_GAP or not 0.4 <= heights[a] / heights[b] <= 2.5:
                 continue
-            cost = gap + 2 * level
+            cost = (gap + 2 * level) * size  # in pixels: the nearest neighbour, whatever its height
             if cost < best_ahead[a]:
                 best_ahead[a], ahead[a] = cost, b
             if cost < best_behind[b]:
@@ -135,12 +137,12 @@ def _neighbours(along, across, widths, heights) -> tuple[list[int | None], list[
 def _numbers(digits: list[str], gaps: list[float]) -> tuple[str, ...]:
     """Split a line's digits into numbers where the writer left a gap much wider than between digits.
 
-    With several numbers on a line its gaps fall into two groups: the two groups that best separate
-    the sorted gaps (Otsu's criterion) are taken as gaps between numbers when the wide group is
-    SPLIT_RATIO times the narrow one (touching digits count as 0.2 digit heights apart) and each
-    split gap is at least MIN_SPLIT_GAP. An evenly spaced row stays one number however wide its spacing.
+    The line's narrowest gap is its spacing between digits (touching digits count as TOUCHING_GAP
+    apart); a gap SPLIT_RATIO times that and at least MIN_SPLIT_GAP separates two numbers. A row
+    whose digits are all spaced apart (no gap under MAX_DIGIT_SPACING) stays one number however
+    wide and uneven its spacing: that is how people write a row of digits to be read as one.
     """
-    threshold = _number_gap(sorted(gaps))
+    threshold = _number_gap(gaps)
     numbers, current = [], digits[0]
     for digit, gap in zip(digits[1:], gaps):
         if gap >= threshold:
@@ -152,19 +154,10 @@ def _numbers(digits: list[str], gaps: list[float]) -> tuple[str, ...]:
 
 
 def _number_gap(gaps: list[float]) -> float:
-    """The narrowest gap that separates two numbers on a line (sorted gaps in digit heights); inf for none."""
-    if len(gaps) < 2:
-        return np.inf  # one gap says nothing about the writer's spacing
-    best, best_split = -1.0, None
-    for k in range(1, len(gaps)):
-        low, high = gaps[:k], gaps[k:]
-        spread = len(low) * len(high) * (np.mean(high) - np.mean(low)) ** 2
-        if spread > best:
-            best, best_split = spread, k
-    narrow, wide = np.mean(gaps[:best_split]), np.mean(gaps[best_split:])
-    if wide < SPLIT_RATIO * max(narrow, 0.2):
-        return np.inf
-    return max(gaps[best_split], MIN_SPLIT_GAP)
+    """The narrowest gap that separates two numbers on a line (gaps in digit heights); inf for none."""
+    if len(gaps) < 2 or min(gaps) > MAX_DIGIT_SPACING:
+        return np.inf  # one gap says nothing of the writer's spacing; a row with no close pair is one number
+    return max(MIN_SPLIT_GAP, SPLIT_RATIO * max(min(gaps), TOUCHING_GAP))
 
 
 def lines_text(lines: list[Line]) -> str:

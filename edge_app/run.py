@@ -42,10 +42,12 @@ TINY_STILL = 64  # px: a still no longer than this (an MNIST-sized crop) is read
 class DigitReading:
     digit: int
     confidence: float  # softmax probability of `digit`, in [0, 1]
-    box: Box  # frame pixels
+    box: Box  # the region the model read (the ink with a margin), frame pixels
+    ink: Box  # the digit's ink alone, frame pixels
 
     def to_json(self) -> dict:
-        return {"digit": self.digit, "confidence": round(self.confidence, 4), "box": self.box.as_list()}
+        return {"digit": self.digit, "confidence": round(self.confidence, 4), "box": self.box.as_list(),
+                "ink": self.ink.as_list()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,7 +125,7 @@ class DigitPipeline:
         look = self._look(frame, config, 0.0)
         if still and not look.regions:
             look = self._read_whole(frame, look)
-        angle = writing_angle([r.box.as_list() for r in look.readings])
+        angle = writing_angle(look.upright)
         if len(look.readings) >= MIN_TURN_DIGITS and abs(angle) >= MIN_TURN_DEGREES:
             # Writing that is not level: read the frame turned back upright. Writing that runs up or down
             # the frame could be turned either way; the turn whose digits the model is surer of wins.
@@ -159,11 +161,12 @@ class DigitPipeline:
         started = time.perf_counter()
         readings = self._classify(regions, inputs)
         self._classify_ms += (time.perf_counter() - started) * 1000
-        upright = [r.box.as_list() for r in readings]
+        upright = [r.ink.as_list() for r in readings]
         rejected = detection.rejected
         if turn:
             shape = np.asarray(frame).shape
-            readings = [DigitReading(r.digit, r.confidence, _box_back(r.box, shape, turn)) for r in readings]
+            readings = [DigitReading(r.digit, r.confidence, _box_back(r.box, shape, turn), _box_back(r.ink, shape, turn))
+                        for r in readings]
             rejected = [Rejected(_box_back(r.box, shape, turn), r.reason) for r in rejected]
         return _Reading(regions, inputs, readings, rejected, turn, upright)
 
@@ -190,7 +193,7 @@ class DigitPipeline:
         self._batch[:count] = inputs
         self._batch[count:] = 0
         predictions = self.classifier.predict(self._batch)[:count]  # one call for every digit in the frame
-        return [DigitReading(p.digit, p.confidence, r.box) for p, r in zip(predictions, regions)]
+        return [DigitReading(p.digit, p.confidence, r.box, r.ink or r.box) for p, r in zip(predictions, regions)]
 
 
 def _turn_matrix(shape: tuple[int, ...], degrees: float) -> tuple[np.ndarray, tuple[int, int]]:
