@@ -70,12 +70,15 @@ class DetectorConfig:
     min_hole_brightness: float = 0.6  # non-ink inside the box, share of the way from ink up to paper
     min_box_brightness: float = 0.15  # the whole box's median, likewise: a digit's box is mostly paper
     max_candidates: int = 200  # blobs tested one by one; beyond this the largest are kept (bounds the work)
+    # Light writing on a dark ground (chalk on a board, a white-on-black crop) is read inverted, in stills.
+    either_polarity: bool = False
 
 
 LIVE = DetectorConfig()
 STILL = DetectorConfig(working_size=1024, min_digit_share=0.02, max_digit_share=1.0, min_border_digit_share=0.3,
                        min_fill=0.025,
-                       min_grey_contrast=16, min_grey_contrast_share=0.1, any_pen_colour=True, max_candidates=600)
+                       min_grey_contrast=16, min_grey_contrast_share=0.1, any_pen_colour=True, max_candidates=600,
+                       either_polarity=True)
 
 
 def config_with(base: DetectorConfig, overrides: dict[str, str]) -> DetectorConfig:
@@ -167,6 +170,14 @@ def _working_copy(gray: np.ndarray, size: int) -> tuple[np.ndarray, float]:
         return gray, 1.0
     small = cv2.resize(gray, (round(width / scale), round(height / scale)), interpolation=cv2.INTER_AREA)
     return small, scale
+
+
+def light_on_dark(small: np.ndarray) -> bool:
+    """Light marks on a mostly dark ground: the median is dark and the light pixels are a minority
+    (a page lying on a dark table is a large light area; chalk strokes are not)."""
+    dark_level, light_level = _levels(small.ravel(), (0.5, 0.99))
+    return dark_level < 100 and light_level - dark_level >= 40 and \
+        np.count_nonzero(small > (dark_level + light_level) / 2) < 0.3 * small.size
 
 
 def _odd_share(small: np.ndarray, share: float) -> int:
@@ -442,6 +453,8 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
         return nothing
     gray = to_grayscale(frame)
     small, scale = _working_copy(gray, config.working_size)
+    if config.either_polarity and light_on_dark(small):
+        gray, small, frame = 255 - gray, 255 - small, 255 - gray
     paper = paper_level(small, config)
     flat = cv2.divide(small, np.maximum(paper, 1), scale=255)
     mask = _without_ruled_lines(ink_mask(small, config), flat, config)

@@ -1,4 +1,9 @@
-"""`digits predict PATH...`: read the digit in each image file with a .tflite or .onnx model."""
+"""`digits predict PATH...`: read the digits in each image file with a .tflite or .onnx model.
+
+A still is read exactly as `digits run --source FILE` reads it (`run.read_still`: the guarded decode,
+the still detector, lines of numbers). A photo of one digit answers that digit with its top 3; a
+photo of several answers its lines. Each file's line is printed as soon as it is read.
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,25 +14,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import numpy as np
 
-from edge_app.classifier import ModelError, Prediction, load_classifier
+from edge_app.classifier import ModelError, load_classifier
+from edge_app.files import atomic_path
+from edge_app.images import ImageError
 from edge_app.models import default_model_path
-from edge_app.preprocess import to_mnist_input
+from edge_app.run import (DigitPipeline, DigitReading, FrameResult, add_reading_arguments, detector_configs, one_line,
+                          read_still)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}
-BATCH_SIZE = 256
-
-
-class InputError(ValueError):
-    """One input file that cannot be read as a digit; the message names the file and what is wrong."""
 
 
 @dataclass(frozen=True)
 class FileResult:
     path: str
-    prediction: Prediction | None
-    error: str | None  # one line, set when prediction is None
+    reading: FrameResult | None
+    error: str | None  # one line, set when reading is None
 
 
 def expand_inputs(patterns: list[str]) -> tuple[list[Path], list[str]]:
@@ -50,57 +52,53 @@ def expand_inputs(patterns: list[str]) -> tuple[list[Path], list[str]]:
     return paths, errors
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Decode an image file as stored (alpha kept); InputError with the reason otherwise."""
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    if not path.is_file():
-        raise InputError(f"{path}: not a file")
-    data = path.read_bytes()
-    if not data:
-        raise InputError(f"{path}: file is empty")
-    # imdecode instead of imread: it handles any path name and never prints its own warnings.
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None or image.size == 0:
-        raise InputError(f"{path}: not an image OpenCV can read (PNG, JPEG, BMP, TIFF, WebP, PNM ...)")
-    return image
+def predict_file(path: Path, pipeline: DigitPipeline, index: int = 0) -> FileResult:
+    """One file, read exactly as `digits run --source FILE` reads it (`run.read_still`)."""
+    try:
+        reading = read_still(path, pipeline, index)
+    except ImageError as error:
+        return FileResult(str(path), None, str(error))
+    if not reading.lines:
+        return FileResult(str(path), None, f"{path}: no digit found (blank page, too little contrast, or nothing "
+                                           "shaped like a digit on paper; --debug shows why)")
+    return FileResult(str(path), reading, None)
 
 
-def prepare_file(path: Path) -> np.ndarray:
-    """One file -> (28, 28) uint8 model input, through the project's one preprocessing module."""
-    digit = to_mnist_input(read_image(path))
-    if digit is None:
-        raise InputError(f"{path}: no digit found (blank page or too little contrast)")
-    return digit
+def save_inputs(result: FileResult, index: int, folder: Path) -> None:
+    """Write the 28x28 images the model read for this file, each under its final name only once complete."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = Path(result.path).stem
+    for k, (digit_input, reading) in enumerate(zip(result.reading.inputs, result.reading.digits)):
+        name = f"{index:05d}_{stem}_{reading.digit}.png" if len(result.reading.digits) == 1 else \
+            f"{index:05d}_{stem}_{k:03d}_{reading.digit}.png"
+        ok, encoded = cv2.imencode(".png", digit_input)
+        if ok:
+            with atomic_path(folder / name) as tmp:
+                tmp.write_bytes(encoded.tobytes())
 
 
-def predict_files(paths: list[Path], classifier, save_inputs: Path | None = None) -> list[FileResult]:
-    prepared: list[tuple[int, np.ndarray]] = []
-    results: list[FileResult | None] = [None] * len(paths)
-    for index, path in enumerate(paths):
-        try:
-            prepared.append((index, prepare_file(path)))
-        except InputError as error:
-            results[index] = FileResult(str(path), None, str(error))
-    for start in range(0, len(prepared), BATCH_SIZE):
-        chunk = prepared[start:start + BATCH_SIZE]
-        predictions = classifier.predict(np.stack([digit for _, digit in chunk]))
-        for (index, digit), prediction in zip(chunk, predictions):
-            results[index] = FileResult(str(paths[index]), prediction, None)
-            if save_inputs is not None:
-                save_inputs.mkdir(parents=True, exist_ok=True)
-                cv2.imwrite(str(save_inputs / f"{index:05d}_{paths[index].stem}_{prediction.digit}.png"), digit)
-    return results
+def _single(reading: FrameResult) -> DigitReading | None:
+    """The one digit of a still that shows one digit, else None."""
+    return reading.digits[reading.lines[0].members[0]] if len(reading.lines) == 1 and \
+        len(reading.lines[0].members) == 1 else None
 
 
-def format_result(result: FileResult, output_format: str) -> str:
-    prediction = result.prediction
+def format_result(result: FileResult, output_format: str, debug: bool = False) -> str:
+    """A still that shows one digit: the digit with its top 3; several: its lines of numbers."""
+    reading = result.reading
+    single = _single(reading)
     if output_format == "json":
-        return json.dumps({"path": result.path, "digit": prediction.digit,
-                           "confidence": round(prediction.confidence, 4),
-                           "top3": [[digit, round(p, 4)] for digit, p in prediction.top3]})
-    top3 = ", ".join(f"{digit} {p:.3f}" for digit, p in prediction.top3)
-    return f"{result.path}: {prediction.digit} ({100 * prediction.confidence:.1f}%)  top3: {top3}"
+        row = {"path": result.path, "text": reading.text}
+        if single is not None:
+            row.update({"digit": single.digit, "confidence": round(single.confidence, 4),
+                        "top3": [[digit, round(p, 4)] for digit, p in single.top3]})
+        full = reading.to_json(debug)
+        row.update({key: full[key] for key in ("lines", "digits", "latency_ms") + (("rejected",) if debug else ())})
+        return json.dumps(row)
+    if single is not None:
+        top3 = ", ".join(f"{digit} {p:.3f}" for digit, p in single.top3)
+        return f"{result.path}: {single.digit} ({100 * single.confidence:.1f}%)  top3: {top3}"
+    return f"{result.path}: {one_line(reading.text)}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,22 +108,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="text lines, or one JSON object per line")
     parser.add_argument("--threads", type=int, default=None, help="inference threads (default: the runtime's)")
     parser.add_argument("--save_inputs", type=Path, default=None,
-                        help="also write the 28x28 image the model saw for each file into this folder")
+                        help="also write the 28x28 images the model saw for each file into this folder")
+    add_reading_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     try:
+        live, still = detector_configs(args)
         classifier = load_classifier(args.model or default_model_path(), threads=args.threads)
-    except ModelError as error:
+    except (ModelError, ValueError) as error:
         print(f"digits predict: {error}", file=sys.stderr)
         return 2
+    pipeline = DigitPipeline(classifier, args.min_confidence, live_detector=live, still_detector=still)
     paths, failures = expand_inputs(args.paths)
     for message in failures:
         print(f"digits predict: {message}", file=sys.stderr)
-    for result in predict_files(paths, classifier, args.save_inputs):
+    for index, path in enumerate(paths):
+        result = predict_file(path, pipeline, index)
         if result.error:
             failures.append(result.error)
-            print(f"digits predict: {result.error}", file=sys.stderr)
-        else:
-            print(format_result(result, args.output_format), flush=True)
+            print(f"digits predict: {result.error}", file=sys.stderr, flush=True)
+            continue
+        if args.save_inputs is not None:
+            save_inputs(result, index, args.save_inputs)
+        print(format_result(result, args.output_format, args.debug), flush=True)
     return 1 if failures else 0

@@ -104,9 +104,10 @@ def read_lines(digits: list[int], confidences: list[float], boxes: list[tuple[in
 
 
 def _gaps(chain: list[int], along: np.ndarray, widths: np.ndarray, heights: np.ndarray) -> list[float]:
-    """Edge-to-edge gaps between consecutive digits of a line, in digit heights."""
-    return [float((along[b] - widths[b] / 2) - (along[a] + widths[a] / 2)) / max(heights[a], heights[b], 1)
-            for a, b in zip(chain, chain[1:])]
+    """Edge-to-edge gaps between consecutive digits of a line, in the line's median digit height (a 7 or 9
+    reaching below the line does not make its gaps look narrower)."""
+    height = max(float(np.median(heights[chain])), 1.0)
+    return [float((along[b] - widths[b] / 2) - (along[a] + widths[a] / 2)) / height for a, b in zip(chain, chain[1:])]
 
 
 def _neighbours(along, across, widths, heights) -> tuple[list[int | None], list[int | None]]:

@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 
 from edge_app.classifier import Classifier, ModelError, load_classifier
-from edge_app.detect import LIVE, STILL, Box, DetectorConfig, DigitRegion, Rejected, detect
+from edge_app.files import atomic_path, write_json_atomic
+from edge_app.detect import LIVE, STILL, Box, DetectorConfig, DigitRegion, Rejected, config_with, detect
 from edge_app.images import read_still as read_image
 from edge_app.models import default_model_path
 from edge_app.preprocess import MNIST_SIZE, to_grayscale, to_mnist_input
@@ -44,6 +45,7 @@ class DigitReading:
     confidence: float  # softmax probability of `digit`, in [0, 1]
     box: Box  # the region the model read (the ink with a margin), frame pixels
     ink: Box  # the digit's ink alone, frame pixels
+    top3: tuple[tuple[int, float], ...] = ()  # (digit, probability), most likely first
 
     def to_json(self) -> dict:
         return {"digit": self.digit, "confidence": round(self.confidence, 4), "box": self.box.as_list(),
@@ -165,8 +167,8 @@ class DigitPipeline:
         rejected = detection.rejected
         if turn:
             shape = np.asarray(frame).shape
-            readings = [DigitReading(r.digit, r.confidence, _box_back(r.box, shape, turn), _box_back(r.ink, shape, turn))
-                        for r in readings]
+            readings = [DigitReading(r.digit, r.confidence, _box_back(r.box, shape, turn), _box_back(r.ink, shape, turn),
+                                     r.top3) for r in readings]
             rejected = [Rejected(_box_back(r.box, shape, turn), r.reason) for r in rejected]
         return _Reading(regions, inputs, readings, rejected, turn, upright)
 
@@ -193,7 +195,7 @@ class DigitPipeline:
         self._batch[:count] = inputs
         self._batch[count:] = 0
         predictions = self.classifier.predict(self._batch)[:count]  # one call for every digit in the frame
-        return [DigitReading(p.digit, p.confidence, r.box, r.ink or r.box) for p, r in zip(predictions, regions)]
+        return [DigitReading(p.digit, p.confidence, r.box, r.ink or r.box, p.top3) for p, r in zip(predictions, regions)]
 
 
 def _turn_matrix(shape: tuple[int, ...], degrees: float) -> tuple[np.ndarray, tuple[int, int]]:
@@ -248,19 +250,30 @@ def process_frame(frame: np.ndarray, classifier: Classifier, readout: StableRead
     return pipeline.process(frame)
 
 
-def draw_overlay(frame: np.ndarray, result: FrameResult, fps: float, min_confidence: float) -> np.ndarray:
-    """Draw boxes, digits with confidence, the stable number, FPS and the model's 28x28 inputs on `frame`."""
+def draw_overlay(frame: np.ndarray, result: FrameResult, fps: float, min_confidence: float,
+                 debug: bool = False) -> np.ndarray:
+    """Draw boxes, digits with confidence, the stable reading, FPS and the model's 28x28 inputs on `frame`;
+    with `debug`, every refused candidate in grey with the reason."""
     if frame.ndim == 2 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-        from edge_app.preprocess import to_grayscale
-
         frame = cv2.cvtColor(to_grayscale(frame), cv2.COLOR_GRAY2BGR)
+    else:
+        frame = frame.copy()
+    # Text and lines scale with the frame, so a 12-megapixel photo's overlay is as legible as a webcam's.
+    unit = max(1.0, min(frame.shape[:2]) / 480)
+    thick = max(1, round(2 * unit))
+    if debug:
+        for refused in result.rejected:
+            box = refused.box
+            cv2.rectangle(frame, (box.x, box.y), (box.x + box.w, box.y + box.h), (150, 150, 150), max(1, thick // 2))
+            cv2.putText(frame, refused.reason, (box.x, box.y + box.h + round(12 * unit)), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.4 * unit, (120, 120, 120), max(1, thick // 2))
     for reading in result.digits:
         box = reading.box
         sure = reading.confidence >= min_confidence
         colour = (0, 200, 0) if sure else (0, 0, 230)
-        cv2.rectangle(frame, (box.x, box.y), (box.x + box.w, box.y + box.h), colour, 2)
+        cv2.rectangle(frame, (box.x, box.y), (box.x + box.w, box.y + box.h), colour, thick)
         label = f"{reading.digit} {reading.confidence:.0%}"
-        cv2.putText(frame, label, (box.x, max(12, box.y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2)
+        cv2.putText(frame, label, (box.x, max(12, box.y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * unit, colour, thick)
     # The inputs the model saw, twice their size, along the top: a misread is usually visible here.
     thumb = 2 * MNIST_SIZE
     for i, digit_input in enumerate(result.inputs[: max(0, frame.shape[1] // (thumb + 4))]):
@@ -268,12 +281,15 @@ def draw_overlay(frame: np.ndarray, result: FrameResult, fps: float, min_confide
             break
         big = cv2.resize(digit_input, (thumb, thumb), interpolation=cv2.INTER_NEAREST)
         frame[4:4 + thumb, 4 + i * (thumb + 4):4 + i * (thumb + 4) + thumb] = big[:, :, None]
-    shown = result.stable_text or "-"
     height = frame.shape[0]
-    cv2.putText(frame, shown, (8, height - 12), cv2.FONT_HERSHEY_SIMPLEX, 1.6, (0, 0, 0), 6)
-    cv2.putText(frame, shown, (8, height - 12), cv2.FONT_HERSHEY_SIMPLEX, 1.6, (255, 255, 255), 2)
-    cv2.putText(frame, f"{fps:.0f} FPS", (frame.shape[1] - 110, height - 14), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                (255, 255, 0), 2)
+    shown = (result.stable_text or "-").split("\n")
+    step = round(50 * unit)
+    for k, text in enumerate(shown):
+        y = height - 12 - (len(shown) - 1 - k) * step
+        cv2.putText(frame, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 1.6 * unit, (0, 0, 0), 3 * thick)
+        cv2.putText(frame, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 1.6 * unit, (255, 255, 255), thick)
+    cv2.putText(frame, f"{fps:.0f} FPS", (frame.shape[1] - round(110 * unit), height - 14), cv2.FONT_HERSHEY_SIMPLEX,
+                0.6 * unit, (255, 255, 0), thick)
     return frame
 
 
@@ -299,7 +315,10 @@ class RunOptions:
     output_format: str = "text"  # "text": print the stable number when it changes; "jsonl": a line per frame
     camera: CameraOptions = CameraOptions()
     snapshot_dir: Path = Path(".")
-    debug: bool = False
+    debug: bool = False  # the refused candidates and their reasons, in the window and the JSON
+    debug_dir: Path | None = None  # where each frame's debug overlay and JSON are saved
+    live_detector: DetectorConfig = LIVE
+    still_detector: DetectorConfig = STILL
 
 
 def one_line(text: str) -> str:
@@ -333,7 +352,8 @@ def run(options: RunOptions) -> int:
     index, last_stable, fps, paused = 0, "", 0.0, False
     with open_source(options.source, options.camera) as source:
         independent = getattr(source, "independent_frames", False)  # still images: nothing to vote over
-        pipeline = DigitPipeline(classifier, options.min_confidence, 1 if independent else options.vote_window)
+        pipeline = DigitPipeline(classifier, options.min_confidence, 1 if independent else options.vote_window,
+                                 options.live_detector, options.still_detector)
         try:
             if show:
                 cv2.namedWindow(WINDOW_NAME, cv2.WINDOW_AUTOSIZE)
@@ -352,8 +372,10 @@ def run(options: RunOptions) -> int:
                     index += 1
                     elapsed = time.perf_counter() - started
                     fps = 0.9 * fps + 0.1 / max(elapsed, 1e-6) if fps else 1 / max(elapsed, 1e-6)
-                    if show:
-                        shown = draw_overlay(frame, result, fps, options.min_confidence)
+                    if show or options.debug_dir is not None:
+                        shown = draw_overlay(frame, result, fps, options.min_confidence, options.debug)
+                    if options.debug_dir is not None:
+                        save_debug(options.debug_dir, result, shown)
                 if not show:
                     continue
                 cv2.imshow(WINDOW_NAME, shown)
@@ -369,7 +391,18 @@ def run(options: RunOptions) -> int:
         finally:
             if show:
                 cv2.destroyAllWindows()
-    return 0
+        return 1 if getattr(source, "failures", 0) else 0
+
+
+def save_debug(folder: Path, result: FrameResult, overlay: np.ndarray) -> None:
+    """The frame's overlay (with every refused candidate and its reason) and its JSON, for headless use."""
+    name = Path(result.path).stem if result.path else f"frame_{result.frame:06d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    ok, encoded = cv2.imencode(".png", overlay)
+    if ok:
+        with atomic_path(folder / f"{name}.png") as tmp:
+            tmp.write_bytes(encoded.tobytes())
+    write_json_atomic(folder / f"{name}.json", result.to_json(debug=True))
 
 
 def _positive_int(text: str) -> int:
@@ -386,14 +419,48 @@ def _probability(text: str) -> float:
     return value
 
 
+def add_reading_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by every command that reads digits in frames or photos (run, predict)."""
+    parser.add_argument("--min_confidence", "--min-confidence", dest="min_confidence", type=_probability,
+                        default=DEFAULT_MIN_CONFIDENCE, help="below this probability a region counts as 'no digit'")
+    parser.add_argument("--detector", action="append", default=[], metavar="KEY=VALUE",
+                        help="set one detector threshold (repeatable), e.g. min_digit_share=0.04; "
+                             "the fields of edge_app.detect.DetectorConfig, applied to live frames and stills")
+    parser.add_argument("--detector_config", "--detector-config", dest="detector_config", type=Path, default=None,
+                        help='a JSON file of detector thresholds: {"live": {KEY: VALUE}, "still": {KEY: VALUE}}')
+    parser.add_argument("--debug", action="store_true",
+                        help="say why each candidate was not taken for a digit: in the window, in the JSON "
+                             "(\"rejected\"), and with --debug_dir as saved images")
+    parser.add_argument("--debug_dir", "--debug-dir", dest="debug_dir", type=Path, default=None,
+                        help="with --debug: write each frame's overlay (PNG) and its JSON here (headless use)")
+
+
+def detector_configs(args: argparse.Namespace) -> tuple[DetectorConfig, DetectorConfig]:
+    """(live, still) detector settings from --detector_config and --detector; ValueError with a one-line reason."""
+    live, still = {}, {}
+    if args.detector_config is not None:
+        try:
+            loaded = json.loads(Path(args.detector_config).read_text())
+        except (OSError, ValueError) as error:
+            raise ValueError(f"--detector_config {args.detector_config}: cannot be read as JSON ({error})") from None
+        if not isinstance(loaded, dict) or not set(loaded) <= {"live", "still"} or \
+                not all(isinstance(v, dict) for v in loaded.values()):
+            raise ValueError(f'--detector_config {args.detector_config}: expected {{"live": {{...}}, "still": {{...}}}}')
+        live, still = dict(loaded.get("live", {})), dict(loaded.get("still", {}))
+    for setting in args.detector:
+        name, sep, value = setting.partition("=")
+        if not sep:
+            raise ValueError(f"--detector {setting!r}: expected KEY=VALUE, e.g. min_digit_share=0.04")
+        live[name.strip()] = still[name.strip()] = value.strip()
+    return config_with(LIVE, live), config_with(STILL, still)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", type=str, default="0",
                         help="camera index, video file, image file, folder or glob of images, stream URL, or 'picamera'")
     parser.add_argument("--model", type=Path, default=None,
                         help="a .tflite or .onnx model (default: $DIGITS_MODEL, else models/cnn_int8.tflite)")
     parser.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for the model (default: runtime's choice)")
-    parser.add_argument("--min_confidence", type=_probability, default=DEFAULT_MIN_CONFIDENCE,
-                        help="below this probability a region counts as 'no digit'")
     parser.add_argument("--vote_window", type=_positive_int, default=DEFAULT_WINDOW,
                         help="frames in the vote that steadies the shown number")
     parser.add_argument("--max_frames", "--max-frames", dest="max_frames", type=_positive_int, default=None,
@@ -404,6 +471,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", dest="output_format", choices=("text", "jsonl"), default="text",
                         help="stdout: 'text' prints the number when it changes, 'jsonl' one JSON object per frame")
     parser.add_argument("--snapshot_dir", type=Path, default=Path("."), help="where the s key saves snapshots")
+    add_reading_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -411,10 +479,17 @@ def main(args: argparse.Namespace) -> int:
         print(f"digits run: cannot open a window: {problem}; use --headless (with --format jsonl for results)",
               file=sys.stderr)
         return 2
+    try:
+        live, still = detector_configs(args)
+    except ValueError as error:
+        print(f"digits run: {error}", file=sys.stderr)
+        return 2
     options = RunOptions(source=args.source, model=args.model, threads=args.threads,
                          min_confidence=args.min_confidence, vote_window=args.vote_window,
                          max_frames=args.max_frames, headless=args.headless, output_format=args.output_format,
-                         camera=CameraOptions(args.width, args.height), snapshot_dir=args.snapshot_dir)
+                         camera=CameraOptions(args.width, args.height), snapshot_dir=args.snapshot_dir,
+                         debug=args.debug or args.debug_dir is not None, debug_dir=args.debug_dir,
+                         live_detector=live, still_detector=still)
     try:
         return run(options)
     except (ModelError, SourceError) as error:

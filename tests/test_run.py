@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import MODELS, ROOT, needs_mnist, run_digits
-from edge_app.readout import StableReadout, frame_text
+from edge_app.readout import StableReadout, lines_text, read_lines, writing_angle
 
 MODEL = MODELS / "cnn_int8.tflite"
 needs_model = pytest.mark.skipif(not MODEL.is_file(), reason=f"{MODEL} not exported yet")
@@ -115,11 +115,36 @@ def test_vote_ignores_a_single_odd_frame():
     assert shown[2:] == ["4"] * 5
 
 
-def test_frame_text_joins_one_line_left_to_right_and_gates_confidence():
-    boxes = [(220, 100, 40, 80), (100, 100, 40, 80), (160, 105, 40, 78), (500, 400, 20, 30)]
-    assert frame_text([2, 4, 1, 7], [0.9, 0.95, 0.99, 0.99], boxes, 0.7) == "412"  # the far blob is not part of it
-    assert frame_text([4], [0.5], [boxes[0]], 0.7) == ""
-    assert frame_text([], [], [], 0.7) == ""
+def test_lines_read_left_to_right_top_to_bottom_and_gate_confidence():
+    boxes = [(100, 100, 40, 60), (150, 102, 40, 60), (40, 98, 30, 58), (300, 300, 40, 60)]
+    lines = read_lines([2, 4, 1, 7], [0.6, 0.95, 0.99, 0.99], boxes, 0.7)
+    assert lines_text(lines) == "14\n7"  # the far blob is a line of its own, below
+    assert [line.members for line in lines] == [(2, 1), (3,)]  # the 0.6 "2" is below the gate
+    assert read_lines([4], [0.5], [boxes[0]], 0.7) == []
+    assert read_lines([], [], [], 0.7) == []
+
+
+def test_numbers_split_only_where_the_writer_left_a_wider_gap():
+    """"10 11 12": close pairs with wide gaps between them; an evenly, widely spaced row is one number."""
+    pairs = [(x, 100, 20, 40) for x in (0, 28, 110, 138, 220, 248)]
+    assert lines_text(read_lines([1, 0, 1, 1, 1, 2], [0.9] * 6, pairs, 0.5)) == "10 11 12"
+    spaced = [(x, 100, 20, 40) for x in range(0, 500, 80)]
+    assert lines_text(read_lines([5] * len(spaced), [0.9] * len(spaced), spaced, 0.5)) == "5" * len(spaced)
+
+
+def test_two_lines_turned_on_the_page_are_followed():
+    """Digits on two lines running at 30 degrees: the angle is found and each line keeps its own digits."""
+    theta = np.radians(30)
+    boxes, digits = [], []
+    for row in range(2):
+        for k in range(4):
+            u, v = 60.0 * k, 120.0 * row
+            x, y = u * np.cos(theta) - v * np.sin(theta) + 300, u * np.sin(theta) + v * np.cos(theta) + 50
+            boxes.append((int(x - 15), int(y - 20), 30, 40))
+            digits.append(row * 4 + k)
+    angle = writing_angle(boxes)
+    assert abs(angle - 30) < 5
+    assert lines_text(read_lines(digits, [0.9] * 8, boxes, 0.5, angle)) == "0123\n4567"
 
 
 @needs_model
