@@ -67,6 +67,7 @@ class DetectorConfig:
     # Pen ink is black, grey or blue, which keeps skin and paint out of a live frame; a still photo takes
     # ink of any hue (a red pen) and takes its brightest pixels' colour as the paper's (a yellow note).
     any_pen_colour: bool = False
+    max_white_gain: float = 1.6  # white balance amplifies no channel more than this (a yellow note needs ~2)
     min_hole_brightness: float = 0.6  # non-ink inside the box, share of the way from ink up to paper
     min_box_brightness: float = 0.15  # the whole box's median, likewise: a digit's box is mostly paper
     max_candidates: int = 200  # blobs tested one by one; beyond this the largest are kept (bounds the work)
@@ -75,9 +76,10 @@ class DetectorConfig:
 
 
 LIVE = DetectorConfig()
-STILL = DetectorConfig(working_size=1024, min_digit_share=0.02, max_digit_share=1.0, min_border_digit_share=0.3,
+STILL = DetectorConfig(working_size=1024, min_digit_share=0.02, max_digit_share=1.0, min_border_digit_share=0.6,
                        min_fill=0.025,
-                       min_grey_contrast=16, min_grey_contrast_share=0.1, any_pen_colour=True, max_candidates=600,
+                       min_grey_contrast=16, min_grey_contrast_share=0.1, any_pen_colour=True, max_white_gain=2.5,
+                       max_candidates=600,
                        either_polarity=True)
 
 
@@ -102,7 +104,6 @@ def config_with(base: DetectorConfig, overrides: dict[str, str]) -> DetectorConf
 
 
 WHITE_SHARE = 0.1  # the brightest share of the frame, taken to be white paper under the scene's light
-MAX_WHITE_GAIN = 1.6  # no channel is amplified more than this by white balance
 ILLUMINANT_SLOPE = 0.15  # a lamp's cast: R/G - 1 at least this share of 1 - B/G (or cold: the reverse)
 MIN_CHROMA = 20  # grey levels between a pixel's brightest and darkest channel before its hue counts
 MAX_INK_CHROMA = 0.7  # the ink's colourfulness, as a share of its contrast with the paper
@@ -306,7 +307,7 @@ def _colour_copy(frame: np.ndarray, small_shape: tuple[int, int]) -> np.ndarray 
     return cv2.resize(bgr, (small_shape[1], small_shape[0]), interpolation=cv2.INTER_NEAREST)
 
 
-def _white_balanced(colour: np.ndarray, small: np.ndarray, any_hue: bool) -> np.ndarray | None:
+def _white_balanced(colour: np.ndarray, small: np.ndarray, any_hue: bool, max_gain: float) -> np.ndarray | None:
     """`colour` with its channels scaled so that the typical hue of the brightest pixels becomes grey.
 
     In a frame that holds a card, most of the brightest pixels are the paper, so this undoes the light's
@@ -325,7 +326,7 @@ def _white_balanced(colour: np.ndarray, small: np.ndarray, any_hue: bool) -> np.
     if not (warm or cold or any_hue):
         return None
     cast = np.array([blue_cast, 1.0, red_cast])
-    return cv2.transform(colour, np.diag(np.minimum(cast.max() / cast, MAX_WHITE_GAIN)))
+    return cv2.transform(colour, np.diag(np.minimum(cast.max() / cast, max_gain)))
 
 
 def _hues(colour: np.ndarray, config: DetectorConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -349,7 +350,7 @@ def _colour_classes(colour: np.ndarray, small: np.ndarray, paper: np.ndarray, co
     turning the real card colourful.
     """
     coloured, not_blue, chroma = _hues(colour, config)
-    balanced = _white_balanced(colour, small, any_hue=config.any_pen_colour)
+    balanced = _white_balanced(colour, small, config.any_pen_colour, config.max_white_gain)
     if balanced is not None:
         balanced_coloured, balanced_not_blue, balanced_chroma = _hues(balanced, config)
         coloured &= balanced_coloured

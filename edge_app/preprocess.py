@@ -13,7 +13,7 @@ import numpy as np
 
 MNIST_SIZE = 28
 BOX_SIZE = 20  # MNIST fitted each digit's longer side into 20 px
-MIN_CONTRAST = 40  # grey levels between paper and ink below which we call an image blank
+MIN_CONTRAST = 24  # grey levels between paper and ink below which we call an image blank (pencil in dim light: ~30)
 # A component smaller than this share of the largest ink component is a speck, not part of the digit.
 MIN_PART_OF_LARGEST = 0.04
 # MNIST strokes are about 2-3 px wide in the 20 px box; thinner ones (a fine pen on a large image)

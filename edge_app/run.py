@@ -256,8 +256,6 @@ def draw_overlay(frame: np.ndarray, result: FrameResult, fps: float, min_confide
     with `debug`, every refused candidate in grey with the reason."""
     if frame.ndim == 2 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         frame = cv2.cvtColor(to_grayscale(frame), cv2.COLOR_GRAY2BGR)
-    else:
-        frame = frame.copy()
     # Text and lines scale with the frame, so a 12-megapixel photo's overlay is as legible as a webcam's.
     unit = max(1.0, min(frame.shape[:2]) / 480)
     thick = max(1, round(2 * unit))

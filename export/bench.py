@@ -60,6 +60,7 @@ class BenchOptions:
     pin: bool  # pin each row's worker to as many cores as it has threads
     e2e_frames: int  # frames of the rendered clip for the end-to-end run; 0 skips it
     cold_runs: int  # cold starts per runtime (the median is reported); 0 skips them
+    photos: Path | None = None  # a folder of real photos to time `read_still` on, in the end-to-end run
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,7 @@ def measure_cold_start(label: str, path: Path, runtime: str, code: str, runs: in
 def measure_end_to_end(model: Path, options: BenchOptions) -> PipelineResult:
     threads = options.threads[0]
     job = {"job": "pipeline", "model": str(model.resolve()), "threads": threads, "frames": options.e2e_frames,
-           "data": str(options.data)}
+           "data": str(options.data), "photos": str(options.photos) if options.photos else None}
     result = run_worker(job, threads, cpus_for(threads, options.pin))
     if set(result) == {"error"}:
         return PipelineResult(model.name, threads, 0, 0, 0, error=result["error"])
@@ -370,6 +371,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the .keras model for the baselines "
                              f"(default: {models_dir() / (DEFAULT_STEM + '.keras')})")
     parser.add_argument("--no_baselines", action="store_true", help="skip the Keras rows (and TensorFlow altogether)")
+    parser.add_argument("--photos", type=Path, default=None,
+                        help="a folder of photos to time still reading on (seconds per photo, decode included), "
+                             "beside the rendered 12-megapixel page of the end-to-end run")
     parser.add_argument("--e2e_frames", type=int, default=argparse.SUPPRESS,
                         help=preset_help("frames of the rendered 640x480 clip for the end-to-end run; 0 skips it",
                                          "e2e_frames"))
@@ -423,10 +427,13 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         data = None
     if args.plot is not None and not module_installed("matplotlib"):
         raise OptionError(f"--plot {args.plot}: matplotlib is not installed; pip install matplotlib")
+    if args.photos is not None and not args.photos.is_dir():
+        raise OptionError(f"--photos {args.photos}: not a folder; give a folder of .jpg/.png photos")
     return BenchOptions(models=models, baseline=baseline, threads=threads, runs=chosen["runs"],
                         warmup=chosen["warmup"], max_seconds=chosen["max_seconds"], batches=batches,
                         data=data.resolve() if data else None,
-                        pin=not args.no_pin, e2e_frames=chosen["e2e_frames"], cold_runs=chosen["cold_runs"])
+                        pin=not args.no_pin, e2e_frames=chosen["e2e_frames"], cold_runs=chosen["cold_runs"],
+                        photos=args.photos.resolve() if args.photos else None)
 
 
 def main(args: argparse.Namespace) -> int:

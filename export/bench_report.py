@@ -98,7 +98,18 @@ def _pipeline_lines(pipeline) -> list[str]:
             f"{pipeline.threads} thread(s): {pipeline.fps_without_decode:.1f} FPS without decoding, "
             f"{pipeline.fps_with_decode:.1f} FPS with decoding; mean ms per frame: {means}; "
             f"median ms on frames with a digit: {digit_medians}; "
-            f"voted number right on {100 * pipeline.read_share:.0f}% of frames"]
+            f"voted number right on {100 * pipeline.read_share:.0f}% of frames", *_still_lines(pipeline)]
+
+
+def _still_lines(pipeline) -> list[str]:
+    lines = []
+    if pipeline.still_12mp_p50_s is not None:
+        lines.append(f"still photo: a rendered 4032x3024 JPEG page (40 digits), decode included: median "
+                     f"{pipeline.still_12mp_p50_s:.3f} s (goal <= 0.3 s)")
+    if pipeline.photos:
+        lines.append(f"photos (--photos): {pipeline.photos} files, median {pipeline.photo_p50_s:.3f} s, "
+                     f"mean {pipeline.photo_mean_s:.3f} s per photo (goal: mean <= 0.5 s)")
+    return lines
 
 
 def _cold_lines(cold_starts) -> list[str]:

@@ -37,10 +37,62 @@ class PipelineResult:
     # clip alternates held cards with empty stretches, so the median over all frames hides it.
     digit_frame_p50_ms: tuple[tuple[str, float], ...] = ()
     read_share: float | None = None  # frames whose voted number equals the truth, in [0, 1]
+    # Still photos through `read_still` (decode included): a rendered 12-megapixel JPEG page, and the
+    # photos of --photos when given. Seconds per photo.
+    still_12mp_p50_s: float | None = None
+    photos: int = 0
+    photo_p50_s: float | None = None
+    photo_mean_s: float | None = None
     error: str | None = None
 
 
-def measure_pipeline(model: Path, threads: int, frames: int, data: str, seed: int = 0) -> PipelineResult:
+STILL_RUNS = 5  # reads of the rendered 12-megapixel page (the median is reported)
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def render_page_photo(path: Path, digits, seed: int = 0) -> None:
+    """A 4032x3024 phone-like JPEG of a sheet with four lines of ten MNIST digits (about 4% of its height each)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    height, width = 3024, 4032
+    light = np.linspace(0.85, 1.0, width, dtype=np.float32)[None, :]
+    page = (np.full((height, width), 228, np.float32) * light)
+    size = 130
+    for line in range(4):
+        for k in range(10):
+            digit = cv2.resize(digits[int(rng.integers(len(digits)))], (size, size), interpolation=cv2.INTER_CUBIC)
+            ink = np.clip((digit.astype(np.float32) / 255 - 0.5) * 3 + 0.5, 0, 1)
+            top, left = 700 + line * 420, 600 + k * 280
+            window = page[top:top + size, left:left + size]
+            page[top:top + size, left:left + size] = window * (1 - ink) + 35 * ink
+    page += rng.normal(0, 3, page.shape)
+    cv2.imwrite(str(path), cv2.cvtColor(np.clip(page, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR),
+                [cv2.IMWRITE_JPEG_QUALITY, 90])
+
+
+def measure_stills(pipeline, page: Path, photos: Path | None) -> dict:
+    """Seconds per still through `read_still`, decode included: the rendered page, then every photo in `photos`."""
+    from edge_app.run import read_still
+
+    def seconds(path: Path) -> float:
+        started = time.perf_counter()
+        read_still(path, pipeline)
+        return time.perf_counter() - started
+
+    seconds(page)  # warm-up: first allocations
+    result = {"still_12mp_p50_s": float(np.median([seconds(page) for _ in range(STILL_RUNS)]))}
+    if photos is not None:
+        files = sorted(p for p in Path(photos).iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+        timings = [seconds(path) for path in files]
+        if timings:
+            result.update(photos=len(timings), photo_p50_s=float(np.median(timings)),
+                          photo_mean_s=float(np.mean(timings)))
+    return result
+
+
+def measure_pipeline(model: Path, threads: int, frames: int, data: str, seed: int = 0,
+                     photos: str | None = None) -> PipelineResult:
     from edge_app.classifier import load_classifier
     from edge_app.mnist import load_split
     from edge_app.run import DigitPipeline, draw_overlay, read_timed
@@ -74,6 +126,9 @@ def measure_pipeline(model: Path, threads: int, frames: int, data: str, seed: in
                 with_digits.append(bool(result.digits))
                 matches += result.stable_text == truth
         wall_s = time.perf_counter() - started
+        page = Path(scratch) / "page_12mp.jpg"
+        render_page_photo(page, load_split("test", data).images, seed)
+        stills = measure_stills(pipeline, page, Path(photos) if photos else None)
     count = len(stage_ms["total"])
     if count == 0:
         return PipelineResult(model.name, threads, 0, options.width, options.height,
@@ -87,14 +142,15 @@ def measure_pipeline(model: Path, threads: int, frames: int, data: str, seed: in
         stage_mean_ms=tuple((stage, float(np.mean(stage_ms[stage]))) for stage in STAGES),
         digit_frame_p50_ms=tuple((stage, float(np.median(np.asarray(stage_ms[stage])[with_digits])))
                                  for stage in STAGES) if any(with_digits) else (),
-        read_share=matches / count)
+        read_share=matches / count, **stills)
 
 
-def pipeline_job(model: str, threads: int, frames: int, data: str, seed: int = 0) -> PipelineResult:
+def pipeline_job(model: str, threads: int, frames: int, data: str, seed: int = 0,
+                 photos: str | None = None) -> PipelineResult:
     """`measure_pipeline` for the worker process: any failure becomes a result with `error` set."""
     from edge_app.classifier import ModelError
 
     try:
-        return measure_pipeline(Path(model), threads, frames, data, seed)
+        return measure_pipeline(Path(model), threads, frames, data, seed, photos)
     except (ModelError, OSError, ValueError) as error:
         return PipelineResult(Path(model).name, threads, 0, 0, 0, error=str(error).splitlines()[0][:300])

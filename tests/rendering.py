@@ -34,3 +34,32 @@ def render_on_paper(digit: np.ndarray, canvas: tuple[int, int] = (300, 400), hei
         image = image + rng.normal(0, noise_std, image.shape)
     gray = np.clip(image, 0, 255).astype(np.uint8)
     return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+
+
+def render_page(lines: list[list[np.ndarray]], size: tuple[int, int] = (1500, 2000), digit_height: int = 120,
+                paper=(228, 230, 232), ink=(40, 35, 30), background=(60, 70, 80), turn: float = 0.0,
+                seed: int = 0) -> np.ndarray:
+    """(h, w, 3) uint8 BGR photo of a sheet with lines of MNIST digits (white-on-black 28x28), left to right,
+    top line first, on a darker table; `turn` degrees counter-clockwise; `paper` and `ink` are BGR colours."""
+    rng = np.random.default_rng(seed)
+    rows, cols = size
+    frame = np.empty((rows, cols, 3), np.float32)
+    frame[:] = background
+    margin = rows // 10
+    frame[margin:rows - margin, margin:cols - margin] = paper
+    pitch = int(digit_height * 0.75)
+    for row, digits in enumerate(lines):
+        top = 2 * margin + row * int(digit_height * 1.6)
+        for k, digit in enumerate(digits):
+            left = 2 * margin + k * pitch
+            big = cv2.resize(digit, (digit_height, digit_height), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
+            coverage = np.clip((big - 0.5) * 3 + 0.5, 0, 1)[:, :, None]
+            window = frame[top:top + digit_height, left:left + digit_height]
+            frame[top:top + digit_height, left:left + digit_height] = window * (1 - coverage) + np.float32(ink) * coverage
+    light = np.linspace(0.8, 1.05, cols, dtype=np.float32)[None, :, None]
+    frame = frame * light + rng.normal(0, 3, frame.shape)
+    image = np.clip(frame, 0, 255).astype(np.uint8)
+    if turn:
+        matrix = cv2.getRotationMatrix2D((cols / 2, rows / 2), turn, 1.0)
+        image = cv2.warpAffine(image, matrix, (cols, rows), borderMode=cv2.BORDER_REPLICATE)
+    return image
