@@ -39,7 +39,7 @@ class DetectorConfig:
     min_digit_share: float = 0.06  # smallest digit height, share of the frame's shorter side
     max_digit_share: float = 0.75  # largest digit height, share of the frame's height (a card held close)
     # A blob touching the frame border is cut off (clutter beside the card, the page's edge) unless it is at
-    # least this share of the frame height: the digit of a tight crop. Live frames: never (2.0).
+    # least this share of the frame height and centred: the digit of a tight crop. Live frames: never (2.0).
     min_border_digit_share: float = 2.0
     # Ink: darker than the local mean (a window of this share of the shorter side) by this many levels.
     block_share: float = 0.12
@@ -283,7 +283,7 @@ def _shape_problem(box: tuple[int, int, int, int], ink_area: int, shape: tuple[i
     # A straight "1" fills its thin box almost entirely; only wider blobs must leave room for paper.
     if fill < config.min_fill or (fill > config.max_fill and w / h > config.thin_stroke_aspect):
         return "too little or too much ink"
-    if _touches_border(box, shape) and h < config.min_border_digit_share * height:
+    if _touches_border(box, shape) and not (h >= config.min_border_digit_share * height and _centred(box, shape)):
         return "touches the frame border"  # a blob cut by the border is not whole
     return None
 
@@ -291,6 +291,12 @@ def _shape_problem(box: tuple[int, int, int, int], ink_area: int, shape: tuple[i
 def _touches_border(box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
     x, y, w, h = box
     return x <= 0 or y <= 0 or x + w >= shape[1] or y + h >= shape[0]
+
+
+def _centred(box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
+    """The box's centre lies in the middle half of the frame both ways, as a tight crop frames its digit."""
+    x, y, w, h = box
+    return abs(x + w / 2 - shape[1] / 2) <= shape[1] / 4 and abs(y + h / 2 - shape[0] / 2) <= shape[0] / 4
 
 
 def _levels(values: np.ndarray, shares: tuple[float, ...]) -> list[float]:

@@ -11,6 +11,7 @@ header claiming more pixels than `max_pixels` is refused before any decode.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -20,6 +21,12 @@ STILL_MIN_SIDE = 720  # px: the shorter side a photo is decoded to at least (dig
 MAX_PIXELS = 100_000_000  # a 100-megapixel header is refused before decoding (a 1 GB device could not hold it)
 _REDUCED_COLOR = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
                   8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+@dataclass(frozen=True, eq=False)
+class Still:
+    image: np.ndarray  # (h, w) or (h, w, 3) uint8, upright
+    scale: float  # the file's pixels per decoded pixel (1, 2, 4 or 8): boxes are reported in the file's pixels
 
 
 class ImageError(ValueError):
@@ -69,8 +76,8 @@ def composite_over_white(image: np.ndarray) -> np.ndarray:
     return (image[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
 
 
-def decode_still(data: bytes, name: str, min_side: int = STILL_MIN_SIDE, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Image file bytes -> (h, w) or (h, w, 3) uint8, upright, at the size the digits need; ImageError otherwise."""
+def decode_still(data: bytes, name: str, min_side: int = STILL_MIN_SIDE, max_pixels: int = MAX_PIXELS) -> Still:
+    """Image file bytes -> upright pixels at the size the digits need, and the reduction; ImageError otherwise."""
     if not data:
         raise ImageError(f"{name}: file is empty")
     size = header_size(data)
@@ -78,10 +85,12 @@ def decode_still(data: bytes, name: str, min_side: int = STILL_MIN_SIDE, max_pix
         raise ImageError(f"{name}: {size[0]}x{size[1]} pixels is over the limit of {max_pixels:,}; "
                          "shrink the image first")
     buffer = np.frombuffer(data, np.uint8)
+    reduction = 1
     if size is not None and size[2]:
         flags = cv2.IMREAD_UNCHANGED  # keep the alpha channel to composite it (PNGs carry no EXIF turn)
     elif size is not None and data[:2] == b"\xff\xd8":
-        flags = _REDUCED_COLOR[reduction_for(size[0], size[1], min_side)]
+        reduction = reduction_for(size[0], size[1], min_side)
+        flags = _REDUCED_COLOR[reduction]
     else:
         flags = cv2.IMREAD_COLOR
     try:
@@ -93,10 +102,13 @@ def decode_still(data: bytes, name: str, min_side: int = STILL_MIN_SIDE, max_pix
     if image.shape[0] * image.shape[1] > max_pixels:
         raise ImageError(f"{name}: {image.shape[1]}x{image.shape[0]} pixels is over the limit of {max_pixels:,}; "
                          "shrink the image first")
-    return composite_over_white(image)
+    if reduction > 1:
+        # libjpeg rounds reduced sizes up; the true ratio (EXIF may have turned the image) is the longer sides'.
+        reduction = max(size[0], size[1]) / max(image.shape[:2])
+    return Still(composite_over_white(image), float(reduction))
 
 
-def read_still(path: Path, min_side: int = STILL_MIN_SIDE) -> np.ndarray:
+def read_still(path: Path, min_side: int = STILL_MIN_SIDE) -> Still:
     """An image file -> pixels ready for detection (see `decode_still`); ImageError naming the file otherwise."""
     path = Path(path)
     if not path.exists():

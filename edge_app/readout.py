@@ -125,7 +125,7 @@ def _neighbours(along, across, widths, heights) -> tuple[list[int | None], list[
             level = abs(across[b] - across[a]) / size
             # Digits of one line: about level, not far apart, of a similar height (a small 1 or 0 in a
             # number of big digits is still part of it).
-            if level > 0.45 or not -0.4 <= gap <= MAX_NUMBER_GAP or not 0.4 <= heights[a] / heights[b] <= 2.5:
+            if level > 0.45 or not -0.4 <= gap <= MAX_NUMBER_GAP or not 0.3 <= heights[a] / heights[b] <= 3.3:
                 continue
             cost = (gap + 2 * level) * size  # in pixels: the nearest neighbour, whatever its height
             if cost < best_ahead[a]:

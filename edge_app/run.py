@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -66,6 +66,14 @@ class FrameResult:
     angle: float = 0.0  # degrees the frame was turned to read writing that was not level
     rejected: list[Rejected] = field(default_factory=list)  # candidates refused by the detector, with reasons
 
+    def in_file_pixels(self, scale: float) -> "FrameResult":
+        """The same result with every box multiplied by `scale`: from a reduced decode to the file's pixels."""
+        if scale == 1.0:
+            return self
+        digits = [replace(d, box=_scaled(d.box, scale), ink=_scaled(d.ink, scale)) for d in self.digits]
+        rejected = [Rejected(_scaled(r.box, scale), r.reason) for r in self.rejected]
+        return replace(self, digits=digits, rejected=rejected)
+
     def to_json(self, debug: bool = False) -> dict:
         head = {"frame": self.frame} if self.path is None else {"path": self.path}
         result = {
@@ -83,6 +91,10 @@ class FrameResult:
         if debug:
             result["rejected"] = [{"box": r.box.as_list(), "reason": r.reason} for r in self.rejected]
         return result
+
+
+def _scaled(box: Box, scale: float) -> Box:
+    return Box(round(box.x * scale), round(box.y * scale), round(box.w * scale), round(box.h * scale))
 
 
 @dataclass(frozen=True, eq=False)
@@ -233,9 +245,10 @@ def read_still(path: Path | str, pipeline: DigitPipeline, index: int = 0) -> Fra
     ImageError (one line, naming the file) when it cannot be decoded.
     """
     started = time.perf_counter()
-    frame = read_image(Path(path))
+    still = read_image(Path(path))
     decode_ms = (time.perf_counter() - started) * 1000
-    return pipeline.process(frame, index, float(index), decode_ms, still=True, path=str(path))
+    result = pipeline.process(still.image, index, float(index), decode_ms, still=True, path=str(path))
+    return result.in_file_pixels(still.scale)
 
 
 def process_frame(frame: np.ndarray, classifier: Classifier, readout: StableReadout | None = None,
@@ -365,7 +378,9 @@ def run(options: RunOptions) -> int:
                     frame, time_ms, capture_ms = got
                     still_path = str(source.current) if independent else None
                     result = pipeline.process(frame, index, time_ms, capture_ms, still=independent, path=still_path)
-                    _emit(result, options.output_format, last_stable, options.debug)
+                    # Boxes are printed in the file's pixels; the window draws on the decoded frame.
+                    file_result = result.in_file_pixels(source.current_scale) if independent else result
+                    _emit(file_result, options.output_format, last_stable, options.debug)
                     last_stable = result.stable_text
                     index += 1
                     elapsed = time.perf_counter() - started
@@ -373,7 +388,7 @@ def run(options: RunOptions) -> int:
                     if show or options.debug_dir is not None:
                         shown = draw_overlay(frame, result, fps, options.min_confidence, options.debug)
                     if options.debug_dir is not None:
-                        save_debug(options.debug_dir, result, shown)
+                        save_debug(options.debug_dir, file_result, shown)
                 if not show:
                     continue
                 cv2.imshow(WINDOW_NAME, shown)

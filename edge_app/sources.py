@@ -132,6 +132,7 @@ class ImageListSource:
         self.paths, self.name = paths, name
         self._next = 0
         self.current: Path | None = None  # the image last read
+        self.current_scale = 1.0  # its file pixels per decoded pixel (a JPEG is decoded reduced)
         self.failures = 0  # images that could not be read
 
     def read(self) -> tuple[np.ndarray, float] | None:
@@ -139,13 +140,13 @@ class ImageListSource:
             path = self.paths[self._next]
             self._next += 1
             try:
-                frame = read_still(path)
+                still = read_still(path)
             except ImageError as error:
                 self.failures += 1
                 print(f"{error}; skipped", file=sys.stderr)
                 continue
-            self.current = path
-            return frame, float(self._next - 1)  # time_ms: the image's index, images have no clock
+            self.current, self.current_scale = path, still.scale
+            return still.image, float(self._next - 1)  # time_ms: the image's index, images have no clock
         return None
 
     def close(self) -> None:
