@@ -71,13 +71,16 @@ class DetectorConfig:
     min_hole_brightness: float = 0.6  # non-ink inside the box, share of the way from ink up to paper
     min_box_brightness: float = 0.15  # the whole box's median, likewise: a digit's box is mostly paper
     max_candidates: int = 200  # blobs tested one by one; beyond this the largest are kept (bounds the work)
+    # Specks: blobs smaller than this share of the smallest digit's height squared (the bar of a 5 is
+    # about 0.1) are noise, never tested.
+    min_speck_share: float = 0.15
     # Light writing on a dark ground (chalk on a board, a white-on-black crop) is read inverted, in stills.
     either_polarity: bool = False
 
 
 LIVE = DetectorConfig()
 STILL = DetectorConfig(working_size=1024, min_digit_share=0.02, max_digit_share=1.0, min_border_digit_share=0.6,
-                       min_fill=0.025,
+                       min_fill=0.025, min_speck_share=0.1,
                        min_grey_contrast=16, min_grey_contrast_share=0.1, any_pen_colour=True, max_white_gain=2.5,
                        max_candidates=600,
                        either_polarity=True)
@@ -471,8 +474,7 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
     shorter = min(small.shape)
     min_height = config.min_digit_share * shorter
     max_side = config.max_digit_share * small.shape[0]
-    # Specks: a blob that could not be even the bar of the smallest digit's 5.
-    min_area = max(4.0, 0.1 * min_height ** 2)
+    min_area = max(4.0, config.min_speck_share * min_height ** 2)
     areas, widths, heights = stats[:, cv2.CC_STAT_AREA], stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
     # Cheap, vectorised pre-filter: specks and blobs bigger than any digit go before the per-blob tests.
     candidates = np.flatnonzero((areas >= min_area) & (widths <= 2 * max_side) & (heights <= max_side))

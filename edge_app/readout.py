@@ -15,7 +15,7 @@ DEFAULT_MIN_CONFIDENCE = 0.5  # below this softmax probability a region is "no d
 
 
 MAX_NUMBER_GAP = 4.0  # digit heights: the widest gap between neighbours on one line (widely spaced rows)
-MIN_SPLIT_GAP = 0.8  # digit heights: a narrower gap never separates two numbers
+MIN_SPLIT_GAP = 0.6  # digit heights: a narrower gap never separates two numbers
 TOUCHING_GAP = 0.2  # digit heights: the spacing assumed between digits that touch
 MAX_DIGIT_SPACING = 0.5  # digit heights: the digits of a number of several digits are at least this close
 SPLIT_RATIO = 2.5  # a gap separates two numbers when it is this many times the line's gaps between digits
