@@ -17,6 +17,7 @@ DEFAULT_MIN_CONFIDENCE = 0.5  # below this softmax probability a region is "no d
 MAX_NUMBER_GAP = 4.0  # digit heights: the widest gap between neighbours on one line (widely spaced rows)
 MIN_SPLIT_GAP = 0.6  # digit heights: a narrower gap never separates two numbers
 TOUCHING_GAP = 0.2  # digit heights: the spacing assumed between digits that touch
+MIN_LINE_HEIGHT_SHARE = 0.4  # of a line's median digit height: smaller marks are not its digits
 MAX_DIGIT_SPACING = 0.5  # digit heights: the digits of a number of several digits are at least this close
 SPLIT_RATIO = 2.5  # a gap separates two numbers when it is this many times the line's gaps between digits
 
@@ -97,10 +98,32 @@ def read_lines(digits: list[int], confidences: list[float], boxes: list[tuple[in
         while ahead[chain[-1]] is not None and behind[ahead[chain[-1]]] == chain[-1]:
             chain.append(ahead[chain[-1]])
         lines.append(chain)
+    lines = [part for chain in lines for part in _without_dwarfs(chain, heights)]
     lines.sort(key=lambda chain: float(np.mean(across[chain])))
     return [Line(tuple(sure[k] for k in chain),
                  _numbers([str(digits[sure[k]]) for k in chain], _gaps(chain, along, widths, heights)))
             for chain in lines]
+
+
+def _without_dwarfs(chain: list[int], heights: np.ndarray) -> list[list[int]]:
+    """A line of three or more digits keeps those at least MIN_LINE_HEIGHT_SHARE of its median height;
+    each smaller one (a speck, a mark beside the number) becomes a line of its own."""
+    if len(chain) < 3:
+        return [chain]
+    floor = MIN_LINE_HEIGHT_SHARE * float(np.median(heights[chain]))
+    kept = [k for k in chain if heights[k] >= floor]
+    return [kept] + [[k] for k in chain if heights[k] < floor]
+
+
+def without_lone_digits(lines: list[Line]) -> list[Line]:
+    """A live frame's lines without single-digit lines beside a line of several digits.
+
+    In a live frame clutter (the hand, the room, the card's edge) now and then gives one confident
+    digit; next to a written number, a digit on its own is far more often that than writing.
+    """
+    if not any(len(line.members) > 1 for line in lines):
+        return lines
+    return [line for line in lines if len(line.members) > 1]
 
 
 def _gaps(chain: list[int], along: np.ndarray, widths: np.ndarray, heights: np.ndarray) -> list[float]:

@@ -26,7 +26,7 @@ from edge_app.images import read_still as read_image
 from edge_app.models import default_model_path
 from edge_app.preprocess import MNIST_SIZE, to_grayscale, to_mnist_input
 from edge_app.readout import (DEFAULT_MIN_CONFIDENCE, DEFAULT_WINDOW, Line, StableReadout, lines_text, read_lines,
-                              writing_angle)
+                              without_lone_digits, writing_angle)
 from edge_app.sources import CameraOptions, SourceError, open_source
 
 WINDOW_NAME = "digits run"
@@ -150,6 +150,8 @@ class DigitPipeline:
         elapsed = time.perf_counter() - start
         lines = read_lines([r.digit for r in look.readings], [r.confidence for r in look.readings], look.upright,
                            self.min_confidence, angle)
+        if not still:
+            lines = without_lone_digits(lines)
         text = lines_text(lines)
         stable = text if still else self.readout.update(text)
         classify_ms = self._classify_ms
