@@ -17,6 +17,8 @@ DEFAULT_MIN_CONFIDENCE = 0.5  # below this softmax probability a region is "no d
 MAX_NUMBER_GAP = 4.0  # digit heights: the widest gap between neighbours on one line (widely spaced rows)
 MIN_SPLIT_GAP = 0.6  # digit heights: a narrower gap never separates two numbers
 TOUCHING_GAP = 0.2  # digit heights: the spacing assumed between digits that touch
+PAGE_HEIGHT_RATIO = 3.3  # the most two neighbouring digits' heights differ on a page (a 0 after a long 7)
+CARD_HEIGHT_RATIO = 1 / 0.6  # ... in a number held up to a live camera, where clutter beside it is common
 MIN_LINE_HEIGHT_SHARE = 0.4  # of a line's median digit height: smaller marks are not its digits
 MAX_DIGIT_SPACING = 0.5  # digit heights: the digits of a number of several digits are at least this close
 SPLIT_RATIO = 2.5  # a gap separates two numbers when it is this many times the line's gaps between digits
@@ -73,7 +75,7 @@ def writing_angle(boxes) -> float:
 
 
 def read_lines(digits: list[int], confidences: list[float], boxes: list[tuple[int, int, int, int]],
-               min_confidence: float, angle: float = 0.0) -> list[Line]:
+               min_confidence: float, angle: float = 0.0, max_height_ratio: float = PAGE_HEIGHT_RATIO) -> list[Line]:
     """The confident digits of one frame as lines of numbers, top line first, each read in writing order.
 
     Regions below `min_confidence` are "no digit". Consecutive digits of a line sit side by side along
@@ -90,7 +92,7 @@ def read_lines(digits: list[int], confidences: list[float], boxes: list[tuple[in
     across = -centres[:, 0] * np.sin(theta) + centres[:, 1] * np.cos(theta)
     heights = np.array([boxes[i][3] for i in sure], np.float64)
     widths = np.array([boxes[i][2] for i in sure], np.float64)
-    ahead, behind = _neighbours(along, across, widths, heights)
+    ahead, behind = _neighbours(along, across, widths, heights, max_height_ratio)
     lines = []
     starts = [k for k in range(len(sure)) if behind[k] is None or ahead[behind[k]] != k]
     for start in starts:
@@ -115,15 +117,21 @@ def _without_dwarfs(chain: list[int], heights: np.ndarray) -> list[list[int]]:
     return [kept] + [[k] for k in chain if heights[k] < floor]
 
 
-def without_lone_digits(lines: list[Line]) -> list[Line]:
-    """A live frame's lines without single-digit lines beside a line of several digits.
+def held_up_lines(lines: list[Line], boxes) -> list[Line]:
+    """A live frame's lines without the clutter that reads as digits beside a number held up to the camera.
 
-    In a live frame clutter (the hand, the room, the card's edge) now and then gives one confident
-    digit; next to a written number, a digit on its own is far more often that than writing.
+    In a live frame the hand, the room and the card's edge now and then give a confident digit. Next
+    to the written number such a digit is on its own, or far smaller than the writing: a line of one
+    digit beside a line of several, or a line under CARD_HEIGHT_RATIO of the tallest line's height,
+    is dropped. (Stills keep every line: a page's lines may be short, and a photo has no hand in it.)
     """
-    if not any(len(line.members) > 1 for line in lines):
+    if len(lines) < 2:
         return lines
-    return [line for line in lines if len(line.members) > 1]
+    heights = [float(np.median([boxes[i][3] for i in line.members])) for line in lines]
+    tallest = max(heights)
+    several = any(len(line.members) > 1 for line in lines)
+    return [line for line, height in zip(lines, heights)
+            if height * CARD_HEIGHT_RATIO >= tallest and (len(line.members) > 1 or not several)]
 
 
 def _gaps(chain: list[int], along: np.ndarray, widths: np.ndarray, heights: np.ndarray) -> list[float]:
@@ -133,7 +141,7 @@ def _gaps(chain: list[int], along: np.ndarray, widths: np.ndarray, heights: np.n
     return [float((along[b] - widths[b] / 2) - (along[a] + widths[a] / 2)) / height for a, b in zip(chain, chain[1:])]
 
 
-def _neighbours(along, across, widths, heights) -> tuple[list[int | None], list[int | None]]:
+def _neighbours(along, across, widths, heights, max_ratio: float) -> tuple[list[int | None], list[int | None]]:
     """For each digit, its nearest neighbour ahead and behind on the same line (indices), or None."""
     count = len(along)
     ahead: list[int | None] = [None] * count
@@ -146,9 +154,9 @@ def _neighbours(along, across, widths, heights) -> tuple[list[int | None], list[
             size = max(heights[a], heights[b])
             gap = ((along[b] - widths[b] / 2) - (along[a] + widths[a] / 2)) / size
             level = abs(across[b] - across[a]) / size
-            # Digits of one line: about level, not far apart, of a similar height (a small 1 or 0 in a
-            # number of big digits is still part of it).
-            if level > 0.45 or not -0.4 <= gap <= MAX_NUMBER_GAP or not 0.3 <= heights[a] / heights[b] <= 3.3:
+            # Digits of one line: about level, not far apart, of a similar height (on a page a small 0
+            # after a 7 with a long tail is still part of it; a number on a held card is written at one size).
+            if level > 0.45 or not -0.4 <= gap <= MAX_NUMBER_GAP or not 1 / max_ratio <= heights[a] / heights[b] <= max_ratio:
                 continue
             cost = (gap + 2 * level) * size  # in pixels: the nearest neighbour, whatever its height
             if cost < best_ahead[a]:

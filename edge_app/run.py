@@ -25,8 +25,8 @@ from edge_app.detect import LIVE, STILL, Box, DetectorConfig, DigitRegion, Rejec
 from edge_app.images import read_still as read_image
 from edge_app.models import default_model_path
 from edge_app.preprocess import MNIST_SIZE, to_grayscale, to_mnist_input
-from edge_app.readout import (DEFAULT_MIN_CONFIDENCE, DEFAULT_WINDOW, Line, StableReadout, lines_text, read_lines,
-                              without_lone_digits, writing_angle)
+from edge_app.readout import (CARD_HEIGHT_RATIO, DEFAULT_MIN_CONFIDENCE, DEFAULT_WINDOW, PAGE_HEIGHT_RATIO, Line,
+                              StableReadout, held_up_lines, lines_text, read_lines, writing_angle)
 from edge_app.sources import CameraOptions, SourceError, open_source
 
 WINDOW_NAME = "digits run"
@@ -149,9 +149,9 @@ class DigitPipeline:
             angle = writing_angle(look.upright)
         elapsed = time.perf_counter() - start
         lines = read_lines([r.digit for r in look.readings], [r.confidence for r in look.readings], look.upright,
-                           self.min_confidence, angle)
+                           self.min_confidence, angle, PAGE_HEIGHT_RATIO if still else CARD_HEIGHT_RATIO)
         if not still:
-            lines = without_lone_digits(lines)
+            lines = held_up_lines(lines, look.upright)
         text = lines_text(lines)
         stable = text if still else self.readout.update(text)
         classify_ms = self._classify_ms

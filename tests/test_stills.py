@@ -75,9 +75,9 @@ def test_small_digits_on_a_whole_sheet(pipeline, mnist_test):
     page = render_page([_digits(mnist_test, "902817"), _digits(mnist_test, "364")], size=(3024, 4032),
                        digit_height=100)
     ok, encoded = cv2.imencode(".jpg", page, [cv2.IMWRITE_JPEG_QUALITY, 92])
-    frame = decode_still(encoded.tobytes(), "page.jpg")
-    assert max(frame.shape[:2]) < 4032  # decoded reduced: the digits need no more
-    assert _read(pipeline, frame) == "902817\n364"
+    still = decode_still(encoded.tobytes(), "page.jpg")
+    assert still.scale == 4 and max(still.image.shape[:2]) == 1008  # decoded reduced: the digits need no more
+    assert _read(pipeline, still.image) == "902817\n364"
 
 
 @needs_mnist
