@@ -58,7 +58,7 @@ def predict_file(path: Path, pipeline: DigitPipeline, index: int = 0) -> FileRes
         reading = read_still(path, pipeline, index)
     except ImageError as error:
         return FileResult(str(path), None, str(error))
-    if not reading.lines:
+    if not reading.digits:
         return FileResult(str(path), None, f"{path}: no digit found (blank page, too little contrast, or nothing "
                                            "shaped like a digit on paper; --debug shows why)")
     return FileResult(str(path), reading, None)
@@ -78,9 +78,13 @@ def save_inputs(result: FileResult, index: int, folder: Path) -> None:
 
 
 def _single(reading: FrameResult) -> DigitReading | None:
-    """The one digit of a still that shows one digit, else None."""
-    return reading.digits[reading.lines[0].members[0]] if len(reading.lines) == 1 and \
-        len(reading.lines[0].members) == 1 else None
+    """The one digit of a still that shows one digit, else None. A lone region is answered even when the
+    model is unsure of it (its confidence and top 3 say so), as `digits predict` always has."""
+    if len(reading.digits) == 1:
+        return reading.digits[0]
+    if len(reading.lines) == 1 and len(reading.lines[0].members) == 1:
+        return reading.digits[reading.lines[0].members[0]]
+    return None
 
 
 def format_result(result: FileResult, output_format: str, debug: bool = False) -> str:
@@ -98,6 +102,8 @@ def format_result(result: FileResult, output_format: str, debug: bool = False) -
     if single is not None:
         top3 = ", ".join(f"{digit} {p:.3f}" for digit, p in single.top3)
         return f"{result.path}: {single.digit} ({100 * single.confidence:.1f}%)  top3: {top3}"
+    if not reading.text:
+        return f"{result.path}: (no digit: {len(reading.digits)} regions below the confidence gate)"
     return f"{result.path}: {one_line(reading.text)}"
 
 

@@ -40,7 +40,7 @@ def test_rendered_clips_are_read(tmp_path, mnist_test):
         assert len(clip_rows) == len(clip_truth)
         truth += clip_truth
         rows += clip_rows
-    assert set(rows[0]) == {"frame", "time_ms", "text", "stable_text", "digits", "latency_ms"}
+    assert set(rows[0]) == {"frame", "time_ms", "text", "stable_text", "lines", "digits", "latency_ms"}
     assert set(rows[0]["latency_ms"]) == {"capture", "detect", "classify", "total"}
     clip_score = score_readout(truth, [row["stable_text"] for row in rows])
     digit_accuracy, empty_accuracy = clip_score.digit_accuracy, clip_score.empty_accuracy
