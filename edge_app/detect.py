@@ -79,7 +79,7 @@ class DetectorConfig:
 
 
 LIVE = DetectorConfig()
-STILL = DetectorConfig(working_size=1024, min_digit_share=0.02, max_digit_share=1.0, min_border_digit_share=0.6,
+STILL = DetectorConfig(working_size=1280, min_digit_share=0.02, max_digit_share=1.0, min_border_digit_share=0.6,
                        min_fill=0.025, min_speck_share=0.1,
                        min_grey_contrast=16, min_grey_contrast_share=0.1, any_pen_colour=True, max_white_gain=2.5,
                        max_candidates=600,

@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -21,7 +22,7 @@ import numpy as np
 
 from edge_app.classifier import Classifier, ModelError, load_classifier
 from edge_app.files import atomic_path, write_json_atomic
-from edge_app.detect import LIVE, STILL, Box, DetectorConfig, DigitRegion, Rejected, config_with, detect
+from edge_app.detect import LIVE, MIN_FRAME_SIZE, STILL, Box, DetectorConfig, DigitRegion, Rejected, config_with, detect
 from edge_app.images import read_still as read_image
 from edge_app.models import default_model_path
 from edge_app.preprocess import MNIST_SIZE, to_grayscale, to_mnist_input
@@ -143,9 +144,13 @@ class DigitPipeline:
         if len(look.readings) >= MIN_TURN_DIGITS and abs(angle) >= MIN_TURN_DEGREES:
             # Writing that is not level: read the frame turned back upright. Writing that runs up or down
             # the frame could be turned either way; the turn whose digits the model is surer of wins.
+            # The frame as it is competes only when no turn reads anything: tilted digits read as digits too
+            # (a 1 turned 30 degrees), but fewer and less surely than upright ones.
             turns = [angle] + ([angle - 180 if angle > 0 else angle + 180] if abs(angle) > 60 else [])
-            looks = [look] + [self._look(frame, config, turn) for turn in turns]
-            look = max(looks, key=lambda candidate: candidate.confident(self.min_confidence))
+            found = [r.ink.as_list() for r in look.readings]
+            turned = max((self._look(frame, config, turn, found) for turn in turns),
+                         key=lambda candidate: candidate.confident(self.min_confidence))
+            look = turned if turned.confident(self.min_confidence) > 0 else look
             angle = writing_angle(look.upright)
         elapsed = time.perf_counter() - start
         lines = read_lines([r.digit for r in look.readings], [r.confidence for r in look.readings], look.upright,
@@ -162,11 +167,18 @@ class DigitPipeline:
         return FrameResult(index, time_ms, text, stable, look.readings, stacked, latency, lines, path,
                            look.angle, look.rejected)
 
-    def _look(self, frame: np.ndarray, config: DetectorConfig, turn: float) -> _Reading:
-        """Detect, prepare and classify the frame turned by `turn` degrees; boxes in the frame's own pixels."""
+    def _look(self, frame: np.ndarray, config: DetectorConfig, turn: float = 0.0, around=()) -> _Reading:
+        """Detect, prepare and classify the frame, or the part of it `around` these boxes turned by `turn`
+        degrees; boxes in the frame's own pixels, `upright` in the turned view's."""
         if not turn:
             self._classify_ms = 0.0
-        view = frame if not turn else _turn(np.asarray(frame), turn)
+            view, offset = frame, (0, 0)
+        else:
+            view, offset = _turned_part(np.asarray(frame), turn, around)
+            # Detect at the frame's pixels per digit, whatever the size of the turned part.
+            shape = np.asarray(frame).shape
+            config = replace(config, working_size=round(config.working_size * max(view.shape[:2]) / max(shape[:2])),
+                             min_digit_share=config.min_digit_share * min(shape[:2]) / min(view.shape[:2]))
         detection = detect(view, config)
         regions, inputs = [], []
         for region in detection.regions:
@@ -181,9 +193,9 @@ class DigitPipeline:
         rejected = detection.rejected
         if turn:
             shape = np.asarray(frame).shape
-            readings = [DigitReading(r.digit, r.confidence, _box_back(r.box, shape, turn), _box_back(r.ink, shape, turn),
-                                     r.top3) for r in readings]
-            rejected = [Rejected(_box_back(r.box, shape, turn), r.reason) for r in rejected]
+            back = partial(_box_back, shape=shape, degrees=turn, offset=offset)
+            readings = [DigitReading(r.digit, r.confidence, back(r.box), back(r.ink), r.top3) for r in readings]
+            rejected = [Rejected(back(r.box), r.reason) for r in rejected]
         return _Reading(regions, inputs, readings, rejected, turn, upright)
 
     def _read_whole(self, frame: np.ndarray, look: _Reading) -> _Reading:
@@ -223,17 +235,34 @@ def _turn_matrix(shape: tuple[int, ...], degrees: float) -> tuple[np.ndarray, tu
     return matrix, (new_w, new_h)
 
 
-def _turn(frame: np.ndarray, degrees: float) -> np.ndarray:
-    matrix, size = _turn_matrix(frame.shape, degrees)
-    return cv2.warpAffine(frame, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+def _turned_part(frame: np.ndarray, degrees: float, around) -> tuple[np.ndarray, tuple[int, int]]:
+    """The part of the frame around the boxes `around`, turned by `degrees`, and its offset in the turned canvas.
+
+    Only the part where digits were seen (with a margin of a few digit heights) is turned: the canvas'
+    empty corners would otherwise hold the frame's edges, which read as strokes.
+    """
+    matrix, (width, height) = _turn_matrix(frame.shape, degrees)
+    boxes = np.asarray(around, np.float64).reshape(-1, 4)
+    corners = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:], boxes[:, :2] + boxes[:, 2:] * [1, 0],
+                              boxes[:, :2] + boxes[:, 2:] * [0, 1]])
+    turned = corners @ matrix[:, :2].T + matrix[:, 2]
+    margin = 3 * float(np.median(boxes[:, 3])) if len(boxes) else 0.0
+    left, top = np.maximum(0, np.floor(turned.min(axis=0) - margin)).astype(int)
+    right, bottom = np.minimum((width, height), np.ceil(turned.max(axis=0) + margin)).astype(int)
+    if len(boxes) == 0 or right - left < MIN_FRAME_SIZE or bottom - top < MIN_FRAME_SIZE:
+        left, top, right, bottom = 0, 0, width, height
+    matrix[:, 2] -= (left, top)
+    part = cv2.warpAffine(frame, matrix, (int(right - left), int(bottom - top)), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return part, (int(left), int(top))
 
 
-def _box_back(box: Box, shape: tuple[int, ...], degrees: float) -> Box:
-    """A box found on the turned frame -> the box around the same place in the frame's own pixels."""
+def _box_back(box: Box, shape: tuple[int, ...], degrees: float, offset: tuple[int, int] = (0, 0)) -> Box:
+    """A box found on the turned part at `offset` -> the box around the same place in the frame's own pixels."""
     matrix, _ = _turn_matrix(shape, degrees)
     inverse = cv2.invertAffineTransform(matrix)
-    corners = np.array([[box.x, box.y], [box.x + box.w, box.y], [box.x, box.y + box.h], [box.x + box.w, box.y + box.h]],
-                       np.float64)
+    x, y = box.x + offset[0], box.y + offset[1]
+    corners = np.array([[x, y], [x + box.w, y], [x, y + box.h], [x + box.w, y + box.h]], np.float64)
     back = corners @ inverse[:, :2].T + inverse[:, 2]
     left, top = np.floor(back.min(axis=0)).astype(int)
     right, bottom = np.ceil(back.max(axis=0)).astype(int)
