@@ -68,6 +68,12 @@ class DetectorConfig:
     # ink of any hue (a red pen) and takes its brightest pixels' colour as the paper's (a yellow note).
     any_pen_colour: bool = False
     max_white_gain: float = 1.6  # white balance amplifies no channel more than this (a yellow note needs ~2)
+    white_share: float = 0.1  # the brightest share of the frame, taken to be white paper under the scene's light
+    illuminant_slope: float = 0.15  # a lamp's cast: R/G - 1 at least this share of 1 - B/G (or cold: the reverse)
+    min_chroma: int = 20  # grey levels between a pixel's brightest and darkest channel before its hue counts
+    max_ink_chroma: float = 0.7  # pen ink's colourfulness, at most this share of its contrast with the paper
+    max_coloured_ink_share: float = 0.5  # of a blob's pixels that may be more colourful than pen ink
+    crop_pad_share: float = 0.2  # the crop's margin around the ink, as a share of its longer side
     min_hole_brightness: float = 0.6  # non-ink inside the box, share of the way from ink up to paper
     min_box_brightness: float = 0.15  # the whole box's median, likewise: a digit's box is mostly paper
     max_candidates: int = 200  # blobs tested one by one; beyond this the largest are kept (bounds the work)
@@ -77,13 +83,24 @@ class DetectorConfig:
     # Light writing on a dark ground (chalk on a board, a white-on-black crop) is read inverted, in stills.
     either_polarity: bool = False
 
+    def __post_init__(self):
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if not isinstance(value, bool) and value < 0:
+                raise ValueError(f"detector setting {item.name}={value} must not be negative")
+        if self.working_size < 2 * MIN_FRAME_SIZE:
+            raise ValueError(f"detector setting working_size={self.working_size} must be at least {2 * MIN_FRAME_SIZE}")
+        if not 0 < self.min_digit_share < self.max_digit_share:
+            raise ValueError(f"detector settings: min_digit_share={self.min_digit_share} must be above 0 and "
+                             f"below max_digit_share={self.max_digit_share}")
+
 
 LIVE = DetectorConfig()
+# A photo: digits from 2% of the shorter side on a 1280-px working copy, tight crops, any pen and paper
+# colour, a contrast floor relative to the paper (dim light, pencil), light-on-dark read inverted.
 STILL = DetectorConfig(working_size=1280, min_digit_share=0.02, max_digit_share=1.0, min_border_digit_share=0.6,
-                       min_fill=0.025, min_speck_share=0.1,
-                       min_grey_contrast=16, min_grey_contrast_share=0.1, any_pen_colour=True, max_white_gain=2.5,
-                       max_candidates=600,
-                       either_polarity=True)
+                       min_fill=0.025, min_speck_share=0.1, min_grey_contrast=16, min_grey_contrast_share=0.1,
+                       any_pen_colour=True, max_white_gain=2.5, max_candidates=600, either_polarity=True)
 
 
 def config_with(base: DetectorConfig, overrides: dict[str, str]) -> DetectorConfig:
@@ -100,18 +117,12 @@ def config_with(base: DetectorConfig, overrides: dict[str, str]) -> DetectorConf
                     raise ValueError
                 values[name] = str(text).lower() in ("1", "true", "yes")
             else:
-                values[name] = {"int": int, "float": float, "str": str}[kind](text)
+                values[name] = {"int": int, "float": float}[kind](str(text))  # JSON 8.5 for an int is an error
         except ValueError:
             raise ValueError(f"detector setting {name}={text!r} is not a valid {kind}") from None
-    return replace(base, **values)
+    return replace(base, **values)  # __post_init__ refuses values out of range
 
 
-WHITE_SHARE = 0.1  # the brightest share of the frame, taken to be white paper under the scene's light
-ILLUMINANT_SLOPE = 0.15  # a lamp's cast: R/G - 1 at least this share of 1 - B/G (or cold: the reverse)
-MIN_CHROMA = 20  # grey levels between a pixel's brightest and darkest channel before its hue counts
-MAX_INK_CHROMA = 0.7  # the ink's colourfulness, as a share of its contrast with the paper
-MAX_COLOURED_INK_SHARE = 0.5  # of a blob's pixels that may be more colourful than pen ink
-CROP_PAD_SHARE = 0.2  # the crop's margin around the ink, as a share of its longer side
 PAPER_WORKING_SIZE = 256  # px: the paper level is smooth, so it is found on a copy this small and scaled up
 
 
@@ -316,7 +327,7 @@ def _colour_copy(frame: np.ndarray, small_shape: tuple[int, int]) -> np.ndarray 
     return cv2.resize(bgr, (small_shape[1], small_shape[0]), interpolation=cv2.INTER_NEAREST)
 
 
-def _white_balanced(colour: np.ndarray, small: np.ndarray, any_hue: bool, max_gain: float) -> np.ndarray | None:
+def _white_balanced(colour: np.ndarray, small: np.ndarray, config: DetectorConfig) -> np.ndarray | None:
     """`colour` with its channels scaled so that the typical hue of the brightest pixels becomes grey.
 
     In a frame that holds a card, most of the brightest pixels are the paper, so this undoes the light's
@@ -324,18 +335,18 @@ def _white_balanced(colour: np.ndarray, small: np.ndarray, any_hue: bool, max_ga
     nothing to undo. The hue (medians of B/G and R/G) is read on every other row and column.
     """
     sample, sample_colour = small[::2, ::2], colour[::2, ::2]
-    bright = sample_colour[sample >= _levels(sample.ravel(), (1 - WHITE_SHARE,))[0]].astype(np.float32) + 1.0
+    bright = sample_colour[sample >= _levels(sample.ravel(), (1 - config.white_share,))[0]].astype(np.float32) + 1.0
     blue_cast, red_cast = np.median(bright[:, 0] / bright[:, 1]), np.median(bright[:, 2] / bright[:, 1])
     # Light is warm (less blue, more red than green) or cold (the reverse), the two moving together.
     # Bright pixels of any other hue (an olive, green or magenta wall) are no white paper under a
     # lamp: leave the colours alone. In a still photo the brightest pixels are the page itself, which
-    # may be a yellow note, pink or kraft paper: `any_hue` takes its colour as the paper's.
-    warm = blue_cast < 1.0 and red_cast - 1.0 >= ILLUMINANT_SLOPE * (1.0 - blue_cast)
-    cold = red_cast < 1.0 and blue_cast - 1.0 >= ILLUMINANT_SLOPE * (1.0 - red_cast)
-    if not (warm or cold or any_hue):
+    # may be a yellow note, pink or kraft paper: `any_pen_colour` takes their colour as the paper's.
+    warm = blue_cast < 1.0 and red_cast - 1.0 >= config.illuminant_slope * (1.0 - blue_cast)
+    cold = red_cast < 1.0 and blue_cast - 1.0 >= config.illuminant_slope * (1.0 - red_cast)
+    if not (warm or cold or config.any_pen_colour):
         return None
     cast = np.array([blue_cast, 1.0, red_cast])
-    return cv2.transform(colour, np.diag(np.minimum(cast.max() / cast, max_gain)))
+    return cv2.transform(colour, np.diag(np.minimum(cast.max() / cast, config.max_white_gain)))
 
 
 def _hues(colour: np.ndarray, config: DetectorConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -345,7 +356,7 @@ def _hues(colour: np.ndarray, config: DetectorConfig) -> tuple[np.ndarray, np.nd
     chroma = cv2.subtract(brightest, cv2.min(cv2.min(blue, green), red))
     # Dark pixels' hue is noise (a few grey levels of JPEG colour swing it), so colour needs both a
     # share of the brightness and a floor in grey levels. (uint8 OpenCV arithmetic: no float copies.)
-    coloured = (chroma > cv2.convertScaleAbs(brightest, alpha=config.max_paper_saturation)) & (chroma > MIN_CHROMA)
+    coloured = (chroma > cv2.convertScaleAbs(brightest, alpha=config.max_paper_saturation)) & (chroma > config.min_chroma)
     return coloured, blue < brightest, chroma
 
 
@@ -359,7 +370,7 @@ def _colour_classes(colour: np.ndarray, small: np.ndarray, paper: np.ndarray, co
     turning the real card colourful.
     """
     coloured, not_blue, chroma = _hues(colour, config)
-    balanced = _white_balanced(colour, small, config.any_pen_colour, config.max_white_gain)
+    balanced = _white_balanced(colour, small, config)
     if balanced is not None:
         balanced_coloured, balanced_not_blue, balanced_chroma = _hues(balanced, config)
         coloured &= balanced_coloured
@@ -369,7 +380,7 @@ def _colour_classes(colour: np.ndarray, small: np.ndarray, paper: np.ndarray, co
     # another hue, or as colourful as they are dark (ratio ~1 against ~0.25 for a blue ballpoint).
     # The cost: a red or green pen's digits are refused. (The closing never lies below the pixel.)
     darkness = cv2.subtract(paper, small)
-    as_colourful_as_dark = chroma > cv2.convertScaleAbs(darkness, alpha=MAX_INK_CHROMA)
+    as_colourful_as_dark = chroma > cv2.convertScaleAbs(darkness, alpha=config.max_ink_chroma)
     return coloured, coloured & (not_blue | as_colourful_as_dark)
 
 
@@ -497,7 +508,7 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
         coloured_ink = not_pen & (mask > 0)
         coloured_share = np.bincount(labels[coloured_ink], minlength=count) / np.maximum(areas, 1)
         judged = [i for i in candidates if not config.any_pen_colour or _touches_border(stats[i, :4], small.shape)]
-        refused = {i for i in judged if coloured_share[i] > MAX_COLOURED_INK_SHARE}
+        refused = {i for i in judged if coloured_share[i] > config.max_coloured_ink_share}
         rejected += [(tuple(int(v) for v in stats[i, :4]), "not pen ink (coloured)")
                      for i in refused if heights[i] >= min_height]
         candidates = [i for i in candidates if i not in refused]
@@ -520,7 +531,7 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
             elif refusal[1] != "too small" or boxes[group[0], 3] >= 0.5 * min_height:
                 rejected.append(refusal)
     found.sort(key=lambda item: item[0][0])
-    regions = [_isolated_crop(gray, scale, box, own, paper_grey) for box, own, paper_grey in found]
+    regions = [_isolated_crop(gray, scale, box, own, paper_grey, config.crop_pad_share) for box, own, paper_grey in found]
     return Detection(regions, [Rejected(_to_frame(box, scale, gray.shape), reason) for box, reason in rejected])
 
 
@@ -537,10 +548,10 @@ def find_digits(frame: np.ndarray, config: DetectorConfig = LIVE) -> list[DigitR
 
 
 def _isolated_crop(gray: np.ndarray, scale: float, box: tuple[int, int, int, int], own: np.ndarray,
-                   paper_level: float) -> DigitRegion:
+                   paper_level: float, pad_share: float) -> DigitRegion:
     """Cut the digit out of the full-resolution frame with a margin; other ink inside becomes paper."""
     x, y, w, h = box
-    pad = CROP_PAD_SHARE * max(w, h)
+    pad = pad_share * max(w, h)
     frame_h, frame_w = gray.shape
     left, top = max(0, int((x - pad) * scale)), max(0, int((y - pad) * scale))
     right, bottom = min(frame_w, int(np.ceil((x + w + pad) * scale))), min(frame_h, int(np.ceil((y + h + pad) * scale)))
