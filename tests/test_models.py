@@ -52,8 +52,8 @@ def test_onnx_metadata_carries_labels_and_preprocessing():
 @pytest.mark.parametrize("name", sorted(ARTIFACTS))
 def test_shipped_accuracy_on_full_test_set(name, mnist_test):
     accuracy = evaluate(load_classifier(MODELS / name), mnist_test).accuracy
-    # ONNX Runtime's int8 kernels differ by CPU: with AVX512-VNNI the MLP's int8 ONNX scores 98.93%, on the
-    # export machine's AVX2 path (u8s8 products that can saturate) 98.72%. Within export's --max_drop.
+    # ONNX Runtime's int8 kernels differ by CPU: with the same onnxruntime 1.32.0 the MLP's int8 ONNX scores
+    # 98.93% on an AVX-512 VNNI machine and 98.72% on the one it was exported on. Within export's --max_drop.
     tolerance = 3e-3 if name.endswith("_int8.onnx") else 2e-4
     assert accuracy == pytest.approx(ARTIFACTS[name]["mnist_test_accuracy"], abs=tolerance)
     if name == "cnn_int8.tflite":
