@@ -1,6 +1,6 @@
 """Score `digits run` on real photos: how README's real-photo table was measured.
 
-    python tests/score_real.py                                  # ../shared/data/real, the shipped int8 model
+    python tests/score_real.py                                  # $DIGITS_REAL_DIR or ../shared/data/real, the int8 model
     python tests/score_real.py --folder DIR --list               # another labelled folder, one line per photo
 
 The folder holds photos and a `truth.json` (a list of {"file", "lines", "kind"}; see
@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from edge_app.classifier import load_classifier  # noqa: E402
 from edge_app.run import DigitPipeline, read_still  # noqa: E402
 
-DEFAULT_FOLDER = ROOT.parent / "shared" / "data" / "real"
+DEFAULT_FOLDER = Path(os.environ.get("DIGITS_REAL_DIR") or ROOT.parent / "shared" / "data" / "real")
 
 
 def edit_distance(a: str, b: str) -> int:

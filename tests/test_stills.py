@@ -3,7 +3,9 @@ sheet, EXIF orientation, one reading for `predict` and `run`, and floors on the 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,8 +15,9 @@ from conftest import MODELS, ROOT, needs_mnist, run_digits
 from rendering import render_page
 
 MODEL = MODELS / "cnn_int8.tflite"
-REAL = ROOT.parent / "shared" / "data" / "real"
-needs_real = pytest.mark.skipif(not (REAL / "truth.json").is_file(), reason=f"real photos not found in {REAL}")
+REAL = Path(os.environ.get("DIGITS_REAL_DIR") or ROOT.parent / "shared" / "data" / "real")
+needs_real = pytest.mark.skipif(not (REAL / "truth.json").is_file(),
+                                reason=f"real photos not found in {REAL}: set DIGITS_REAL_DIR")
 
 
 @pytest.fixture(scope="module")
