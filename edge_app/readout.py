@@ -1,7 +1,10 @@
-"""Turn per-frame digit predictions into the number shown: a confidence gate, then a vote over recent frames.
+"""Turn one frame's digit predictions into what is read: a confidence gate, lines of numbers in reading
+order, and for live frames a vote over recent frames.
 
-A single frame can misread (motion blur, a finger over a stroke); a vote over the last few frames
-keeps the shown number from flickering, at the price of a few frames of delay when it changes.
+Lines follow the writing, not the frame: the direction it runs is found from the digits' layout, so a
+page held askew or turned reads line by line. A single frame can misread (motion blur, a finger over
+a stroke); a vote over the last few frames keeps the shown reading from flickering, at the price of a
+few frames of delay when it changes.
 """
 from __future__ import annotations
 
@@ -12,7 +15,6 @@ import numpy as np
 
 DEFAULT_WINDOW = 7  # frames in the vote
 DEFAULT_MIN_CONFIDENCE = 0.5  # below this softmax probability a region is "no digit" (label smoothing caps confident reads near 0.97)
-
 
 MAX_NUMBER_GAP = 4.0  # digit heights: the widest gap between neighbours on one line (widely spaced rows)
 MIN_SPLIT_GAP = 0.6  # digit heights: a narrower gap never separates two numbers

@@ -1,10 +1,12 @@
 """`digits run`: read handwritten digits held up to a camera (or in a video, images, a stream), live or headless.
 
-The per-frame path is a chain of small functions: frame -> regions (`detect.find_digits`) -> 28x28
-inputs (`preprocess.to_mnist_input`, the project's one preprocessing) -> one batched classification
--> readout (confidence gate + vote). `DigitPipeline.process` runs it and times each stage; the loop
-in `run` only wires a source, the pipeline, the output and the window together; `draw_overlay` is
-the only code that draws.
+The per-frame path is a chain of small functions: frame -> regions (`detect.detect`, the live or the
+still detector) -> 28x28 inputs (`preprocess.to_mnist_input`, the project's one preprocessing) -> one
+batched classification -> lines of numbers (`readout.read_lines`; writing that is not level is read
+again on the frame turned upright) -> for live frames, a vote. `DigitPipeline.process` runs it and
+times each stage; `read_still` is the one way a photo is read (`digits predict` and `digits run` on
+image files); the loop in `run` only wires a source, the pipeline, the output and the window
+together; `draw_overlay` is the only code that draws.
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ import cv2
 import numpy as np
 
 from edge_app.classifier import Classifier, ModelError, load_classifier
-from edge_app.files import atomic_path, write_json_atomic
 from edge_app.detect import LIVE, MIN_FRAME_SIZE, STILL, Box, DetectorConfig, DigitRegion, Rejected, config_with, detect
+from edge_app.files import atomic_path, write_json_atomic
 from edge_app.images import read_still as read_image
 from edge_app.models import default_model_path
 from edge_app.preprocess import MNIST_SIZE, to_grayscale, to_mnist_input
@@ -108,7 +110,6 @@ class _Reading:
     angle: float  # degrees the frame was turned before reading
     upright: list[list[int]]  # the readings' boxes on the turned frame, where the writing is level
 
-
     def confident(self, min_confidence: float) -> float:
         return sum(r.confidence for r in self.readings if r.confidence >= min_confidence)
 
@@ -128,6 +129,7 @@ class DigitPipeline:
         # (slots, 28, 28) uint8. The batch always fills every slot, so the interpreter keeps one input
         # shape (resizing re-plans the graph); it grows only when a frame holds more digits than ever.
         self._batch = np.zeros((INITIAL_BATCH, MNIST_SIZE, MNIST_SIZE), np.uint8)
+        self._classify_ms = 0.0
 
     def process(self, frame: np.ndarray, index: int = 0, time_ms: float = 0.0, capture_ms: float = 0.0,
                 still: bool = False, path: str | None = None) -> FrameResult:
@@ -137,7 +139,8 @@ class DigitPipeline:
         """
         config = self.still_detector if still else self.live_detector
         start = time.perf_counter()
-        look = self._look(frame, config, 0.0)
+        self._classify_ms = 0.0  # summed over every look at the frame
+        look = self._look(frame, config)
         if still and not look.regions:
             look = self._read_whole(frame, look)
         angle = writing_angle(look.upright)
@@ -152,11 +155,11 @@ class DigitPipeline:
                          key=lambda candidate: candidate.confident(self.min_confidence))
             look = turned if turned.confident(self.min_confidence) > 0 else look
             angle = writing_angle(look.upright)
-        elapsed = time.perf_counter() - start
         lines = read_lines([r.digit for r in look.readings], [r.confidence for r in look.readings], look.upright,
                            self.min_confidence, angle, PAGE_HEIGHT_RATIO if still else CARD_HEIGHT_RATIO)
         if not still:
             lines = held_up_lines(lines, look.upright)
+        elapsed = time.perf_counter() - start
         text = lines_text(lines)
         stable = text if still else self.readout.update(text)
         classify_ms = self._classify_ms
@@ -171,7 +174,6 @@ class DigitPipeline:
         """Detect, prepare and classify the frame, or the part of it `around` these boxes turned by `turn`
         degrees; boxes in the frame's own pixels, `upright` in the turned view's."""
         if not turn:
-            self._classify_ms = 0.0
             view, offset = frame, (0, 0)
         else:
             view, offset = _turned_part(np.asarray(frame), turn, around)
