@@ -233,8 +233,12 @@ def _without_ruled_lines(mask: np.ndarray, flat: np.ndarray, config: DetectorCon
     """
     pale = cv2.bitwise_and(mask, cv2.compare(flat, config.rule_ratio * 255, cv2.CMP_GE))
     length = max(3, int(mask.shape[1] * config.rule_length_share))
-    rules = cv2.morphologyEx(pale, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
-    return cv2.subtract(mask, rules)
+    bar = cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1))
+    rules = cv2.morphologyEx(pale, cv2.MORPH_OPEN, bar)
+    # Between the digits written on it a rule's runs are too short for the bar: pale pixels within a bar's
+    # length of a found rule, on its own row, go too. (Not the whole row: on a hand-ruled table the rules
+    # are the same pale ink as the digits.)
+    return cv2.subtract(mask, cv2.bitwise_and(cv2.dilate(rules, bar), pale))
 
 
 def _merge_broken_strokes(boxes: np.ndarray, max_gap: float) -> list[list[int]]:

@@ -84,6 +84,18 @@ def test_small_digits_on_a_whole_sheet(pipeline, mnist_test):
 
 
 @needs_mnist
+def test_a_shadow_at_the_photo_edge_is_not_ink(pipeline, mnist_test):
+    """A phone's shadow darkening the photo's edges: one digit stays one digit, with nothing read in the shadow."""
+    photo = render_page([_digits(mnist_test, "7")], size=(900, 700), digit_height=300, background=(228, 230, 232))
+    shade = np.ones(photo.shape[:2], np.float32)
+    shade[:, :120] = 0.35
+    shade[780:, :] = 0.4
+    photo = (photo * cv2.GaussianBlur(shade, (0, 0), 25)[:, :, None]).astype(np.uint8)
+    result = pipeline.process(photo, still=True)
+    assert result.text == "7" and len(result.digits) == 1
+
+
+@needs_mnist
 def test_a_blank_sheet_and_a_background_read_nothing(pipeline):
     sheet = render_page([])
     rng = np.random.default_rng(3)
