@@ -119,21 +119,24 @@ def _without_dwarfs(chain: list[int], heights: np.ndarray) -> list[list[int]]:
     return [kept] + [[k] for k in chain if heights[k] < floor]
 
 
-def held_up_lines(lines: list[Line], boxes) -> list[Line]:
+def held_up_lines(lines: list[Line], confidences: list[float], boxes) -> list[Line]:
     """A live frame's lines without the clutter that reads as digits beside a number held up to the camera.
 
     In a live frame the hand, the room and the card's edge now and then give a confident digit. Next
     to the written number such a digit is on its own, or far smaller than the writing: a line of one
     digit beside a line of several, or a line under CARD_HEIGHT_RATIO of the tallest line's height,
-    is dropped. (Stills keep every line: a page's lines may be short, and a photo has no hand in it.)
+    is dropped; of single digits only, the surest is kept. (Stills keep every line: a page's lines
+    may be short, and a photo has no hand in it.)
     """
     if len(lines) < 2:
         return lines
+    if all(len(line.members) == 1 for line in lines):
+        # Single digits only: one of them is the card, the rest clutter or the halves of a broken digit.
+        return [max(lines, key=lambda line: confidences[line.members[0]])]
     heights = [float(np.median([boxes[i][3] for i in line.members])) for line in lines]
     tallest = max(heights)
-    several = any(len(line.members) > 1 for line in lines)
     return [line for line, height in zip(lines, heights)
-            if height * CARD_HEIGHT_RATIO >= tallest and (len(line.members) > 1 or not several)]
+            if height * CARD_HEIGHT_RATIO >= tallest and len(line.members) > 1]
 
 
 def _gaps(chain: list[int], along: np.ndarray, widths: np.ndarray, heights: np.ndarray) -> list[float]:

@@ -158,7 +158,7 @@ class DigitPipeline:
         lines = read_lines([r.digit for r in look.readings], [r.confidence for r in look.readings], look.upright,
                            self.min_confidence, angle, PAGE_HEIGHT_RATIO if still else CARD_HEIGHT_RATIO)
         if not still:
-            lines = held_up_lines(lines, look.upright)
+            lines = held_up_lines(lines, [r.confidence for r in look.readings], look.upright)
         elapsed = time.perf_counter() - start
         text = lines_text(lines)
         stable = text if still else self.readout.update(text)

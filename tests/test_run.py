@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import MODELS, ROOT, needs_mnist, run_digits
-from edge_app.readout import StableReadout, lines_text, read_lines, writing_angle
+from edge_app.readout import StableReadout, held_up_lines, lines_text, read_lines, writing_angle
 
 MODEL = MODELS / "cnn_int8.tflite"
 needs_model = pytest.mark.skipif(not MODEL.is_file(), reason=f"{MODEL} not exported yet")
@@ -130,6 +130,17 @@ def test_numbers_split_only_where_the_writer_left_a_wider_gap():
     assert lines_text(read_lines([1, 0, 1, 1, 1, 2], [0.9] * 6, pairs, 0.5)) == "10 11 12"
     spaced = [(x, 100, 20, 40) for x in range(0, 500, 80)]
     assert lines_text(read_lines([5] * len(spaced), [0.9] * len(spaced), spaced, 0.5)) == "5" * len(spaced)
+
+
+def test_live_frames_drop_clutter_beside_the_held_number():
+    """A small confident blob above "98", and two lone digits (a broken 5's halves): what a held card shows."""
+    boxes = [(300, 170, 60, 110), (400, 172, 60, 108), (210, 120, 40, 50)]
+    lines = read_lines([9, 8, 9], [0.98, 0.96, 0.8], boxes, 0.5)
+    assert lines_text(lines) == "9\n98"
+    assert lines_text(held_up_lines(lines, [0.98, 0.96, 0.8], boxes)) == "98"
+    halves = [(350, 305, 70, 40), (367, 272, 71, 36)]
+    lines = read_lines([2, 5], [0.6, 0.77], halves, 0.5)
+    assert lines_text(held_up_lines(lines, [0.6, 0.77], halves)) == "5"
 
 
 def test_two_lines_turned_on_the_page_are_followed():
