@@ -124,6 +124,7 @@ def config_with(base: DetectorConfig, overrides: dict[str, str]) -> DetectorConf
 
 
 PAPER_WORKING_SIZE = 256  # px: the paper level is smooth, so it is found on a copy this small and scaled up
+TOUCHING_MIN_ASPECT = 0.75  # width / height of an ink blob that may be two digits written touching
 
 
 @dataclass(frozen=True)
@@ -568,6 +569,33 @@ def _isolated_crop(gray: np.ndarray, scale: float, box: tuple[int, int, int, int
     paper = np.uint8(min(255, round(paper_level)))
     isolated = np.where(keep, crop, paper).astype(np.uint8)
     return DigitRegion(Box(left, top, right - left, bottom - top), isolated, _to_frame(box, scale, gray.shape))
+
+
+def split_touching(region: DigitRegion) -> tuple[DigitRegion, DigitRegion] | None:
+    """A region that may be two digits written touching (the "20" of "2015") -> its left and right halves,
+    cut at the column with the least ink in the middle of the blob; None when it is too narrow to hold two.
+
+    Whether the cut is right is for the classifier to say: the pipeline keeps it only when both halves
+    read as digits more surely than the whole did.
+    """
+    if region.ink is None or region.ink.w < TOUCHING_MIN_ASPECT * region.ink.h or region.crop.size == 0:
+        return None
+    crop = region.crop.astype(np.int16)
+    paper = int(np.percentile(crop, 90))
+    left, width = region.ink.x - region.box.x, region.ink.w
+    profile = np.clip(paper - crop, 0, None).sum(axis=0)
+    start, stop = left + int(0.3 * width), left + int(0.7 * width)
+    if stop - start < 2:
+        return None
+    cut = start + int(np.argmin(profile[start:stop]))
+    box, ink = region.box, region.ink
+    halves = []
+    for lo, hi in ((0, cut), (cut, crop.shape[1])):
+        x = box.x + lo
+        ink_left, ink_right = max(ink.x, x), min(ink.x + ink.w, box.x + hi)
+        halves.append(DigitRegion(Box(x, box.y, hi - lo, box.h), region.crop[:, lo:hi],
+                                  Box(ink_left, ink.y, ink_right - ink_left, ink.h)))
+    return halves[0], halves[1]
 
 
 def find_digit_regions(frame: np.ndarray, config: DetectorConfig = LIVE) -> list[Box]:

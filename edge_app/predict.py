@@ -52,10 +52,10 @@ def expand_inputs(patterns: list[str]) -> tuple[list[Path], list[str]]:
     return paths, errors
 
 
-def predict_file(path: Path, pipeline: DigitPipeline, index: int = 0) -> FileResult:
+def predict_file(path: Path, pipeline: DigitPipeline, index: int = 0, debug_dir: Path | None = None) -> FileResult:
     """One file, read exactly as `digits run --source FILE` reads it (`run.read_still`)."""
     try:
-        reading = read_still(path, pipeline, index)
+        reading = read_still(path, pipeline, index, debug_dir)
     except ImageError as error:
         return FileResult(str(path), None, str(error))
     if not reading.digits:
@@ -130,12 +130,12 @@ def main(args: argparse.Namespace) -> int:
     for message in failures:
         print(f"digits predict: {message}", file=sys.stderr)
     for index, path in enumerate(paths):
-        result = predict_file(path, pipeline, index)
+        result = predict_file(path, pipeline, index, args.debug_dir)
         if result.error:
             failures.append(result.error)
             print(f"digits predict: {result.error}", file=sys.stderr, flush=True)
             continue
         if args.save_inputs is not None:
             save_inputs(result, index, args.save_inputs)
-        print(format_result(result, args.output_format, args.debug), flush=True)
+        print(format_result(result, args.output_format, args.debug or args.debug_dir is not None), flush=True)
     return 1 if failures else 0

@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 
 from edge_app.classifier import Classifier, ModelError, load_classifier
-from edge_app.detect import LIVE, MIN_FRAME_SIZE, STILL, Box, DetectorConfig, DigitRegion, Rejected, config_with, detect
+from edge_app.detect import (LIVE, MIN_FRAME_SIZE, STILL, Box, DetectorConfig, DigitRegion, Rejected, config_with, detect,
+                             split_touching)
 from edge_app.files import atomic_path, write_json_atomic
 from edge_app.images import read_still as read_image
 from edge_app.models import default_model_path
@@ -39,6 +40,10 @@ INITIAL_BATCH = 2  # batch slots allocated up front: one- and two-digit numbers 
 
 MIN_TURN_DEGREES = 20  # writing turned further than this is read on a frame turned back upright
 MIN_TURN_DIGITS = 3  # ... when at least this many digits show which way it runs
+SPLIT_BELOW_CONFIDENCE = 0.8  # a wide region read less surely than this may be two touching digits
+# ... and is cut when both halves read at least this surely: the model reads half a digit as some digit
+# (half a 5 as a 3 at 0.94), so one clear half says little; a 6 cut in two reads 1 at 0.93 and 2 at 0.65.
+SPLIT_MIN_CONFIDENCE = 0.9
 TINY_STILL = 64  # px: a still no longer than this (an MNIST-sized crop) is read whole when detection finds nothing
 
 
@@ -140,7 +145,9 @@ class DigitPipeline:
         config = self.still_detector if still else self.live_detector
         start = time.perf_counter()
         self._classify_ms = 0.0  # summed over every look at the frame
-        look = self._look(frame, config)
+        # Touching digits are cut apart only once the writing's direction is known: a digit turned on its
+        # side is as wide as two.
+        look = self._look(frame, config, cut_touching=False)
         if still and not look.regions:
             look = self._read_whole(frame, look)
         angle = writing_angle(look.upright)
@@ -155,6 +162,8 @@ class DigitPipeline:
                          key=lambda candidate: candidate.confident(self.min_confidence))
             look = turned if turned.confident(self.min_confidence) > 0 else look
             angle = writing_angle(look.upright)
+        if not look.angle:
+            look = self._cut_touching(look)
         lines = read_lines([r.digit for r in look.readings], [r.confidence for r in look.readings], look.upright,
                            self.min_confidence, angle, PAGE_HEIGHT_RATIO if still else CARD_HEIGHT_RATIO)
         if not still:
@@ -170,7 +179,8 @@ class DigitPipeline:
         return FrameResult(index, time_ms, text, stable, look.readings, stacked, latency, lines, path,
                            look.angle, look.rejected)
 
-    def _look(self, frame: np.ndarray, config: DetectorConfig, turn: float = 0.0, around=()) -> _Reading:
+    def _look(self, frame: np.ndarray, config: DetectorConfig, turn: float = 0.0, around=(),
+              cut_touching: bool = True) -> _Reading:
         """Detect, prepare and classify the frame, or the part of it `around` these boxes turned by `turn`
         degrees; boxes in the frame's own pixels, `upright` in the turned view's."""
         if not turn:
@@ -191,6 +201,8 @@ class DigitPipeline:
         started = time.perf_counter()
         readings = self._classify(regions, inputs)
         self._classify_ms += (time.perf_counter() - started) * 1000
+        if cut_touching:
+            regions, inputs, readings = self._split_touching(regions, inputs, readings)
         upright = [r.ink.as_list() for r in readings]
         rejected = detection.rejected
         if turn:
@@ -199,6 +211,41 @@ class DigitPipeline:
             readings = [DigitReading(r.digit, r.confidence, back(r.box), back(r.ink), r.top3) for r in readings]
             rejected = [Rejected(back(r.box), r.reason) for r in rejected]
         return _Reading(regions, inputs, readings, rejected, turn, upright)
+
+    def _cut_touching(self, look: _Reading) -> _Reading:
+        """`look` (of the frame as it is) with touching digits cut apart."""
+        regions, inputs, readings = self._split_touching(look.regions, look.inputs, look.readings)
+        if len(readings) == len(look.readings):
+            return look
+        return replace(look, regions=regions, inputs=inputs, readings=readings,
+                       upright=[r.ink.as_list() for r in readings])
+
+    def _split_touching(self, regions, inputs, readings):
+        """Regions the model is unsure of and wide enough to be two touching digits are cut in two; the cut
+        stays when both halves read as clear digits (SPLIT_MIN_CONFIDENCE)."""
+        unsure = [k for k, r in enumerate(readings) if r.confidence < SPLIT_BELOW_CONFIDENCE]
+        trials = [(k, halves) for k in unsure if (halves := split_touching(regions[k])) is not None]
+        prepared = [(k, halves, [to_mnist_input(half.crop) for half in halves]) for k, halves in trials]
+        prepared = [(k, halves, pair) for k, halves, pair in prepared if all(p is not None for p in pair)]
+        if not prepared:
+            return regions, inputs, readings
+        started = time.perf_counter()
+        halves_read = self._classify([h for _, halves, _ in prepared for h in halves],
+                                     [p for _, _, pair in prepared for p in pair])
+        self._classify_ms += (time.perf_counter() - started) * 1000
+        replaced = {}
+        for (k, halves, pair), left, right in zip(prepared, halves_read[::2], halves_read[1::2]):
+            if min(left.confidence, right.confidence) >= SPLIT_MIN_CONFIDENCE:
+                replaced[k] = (list(halves), list(pair), [left, right])
+        if not replaced:
+            return regions, inputs, readings
+        new_regions, new_inputs, new_readings = [], [], []
+        for k in range(len(readings)):
+            parts = replaced.get(k, ([regions[k]], [inputs[k]], [readings[k]]))
+            new_regions += parts[0]
+            new_inputs += parts[1]
+            new_readings += parts[2]
+        return new_regions, new_inputs, new_readings
 
     def _read_whole(self, frame: np.ndarray, look: _Reading) -> _Reading:
         """A still too small for detection (an MNIST-sized crop) is one digit: read it whole."""
@@ -272,8 +319,10 @@ def _box_back(box: Box, shape: tuple[int, ...], degrees: float, offset: tuple[in
     return Box(int(left), int(top), int(min(shape[1], right) - left), int(min(shape[0], bottom) - top))
 
 
-def read_still(path: Path | str, pipeline: DigitPipeline, index: int = 0) -> FrameResult:
-    """One image file, read as `digits predict` and `digits run --source IMAGE` both read it.
+def read_still(path: Path | str, pipeline: DigitPipeline, index: int = 0, debug_dir: Path | None = None
+               ) -> FrameResult:
+    """One image file, read as `digits predict` and `digits run --source IMAGE` both read it; with
+    `debug_dir`, its overlay and JSON (refused candidates included) are saved there.
 
     ImageError (one line, naming the file) when it cannot be decoded.
     """
@@ -281,6 +330,9 @@ def read_still(path: Path | str, pipeline: DigitPipeline, index: int = 0) -> Fra
     still = read_image(Path(path))
     decode_ms = (time.perf_counter() - started) * 1000
     result = pipeline.process(still.image, index, float(index), decode_ms, still=True, path=str(path))
+    if debug_dir is not None:
+        overlay = draw_overlay(still.image, result, 0.0, pipeline.min_confidence, debug=True)
+        save_debug(debug_dir, result.in_file_pixels(still.scale), overlay)
     return result.in_file_pixels(still.scale)
 
 
@@ -471,14 +523,17 @@ def add_reading_arguments(parser: argparse.ArgumentParser) -> None:
                         default=DEFAULT_MIN_CONFIDENCE, help="below this probability a region counts as 'no digit'")
     parser.add_argument("--detector", action="append", default=[], metavar="KEY=VALUE",
                         help="set one detector threshold (repeatable), e.g. min_digit_share=0.04; "
-                             "the fields of edge_app.detect.DetectorConfig, applied to live frames and stills")
+                             "the fields of edge_app.detect.DetectorConfig, applied to live frames and stills "
+                             "(default: the built-in LIVE and STILL settings)")
     parser.add_argument("--detector_config", "--detector-config", dest="detector_config", type=Path, default=None,
-                        help='a JSON file of detector thresholds: {"live": {KEY: VALUE}, "still": {KEY: VALUE}}')
+                        help='a JSON file of detector thresholds: {"live": {KEY: VALUE}, "still": {KEY: VALUE}} '
+                             "(default: none)")
     parser.add_argument("--debug", action="store_true",
-                        help="say why each candidate was not taken for a digit: in the window, in the JSON "
-                             "(\"rejected\"), and with --debug_dir as saved images")
+                        help="say why each candidate was not taken for a digit: in the window and in the JSON "
+                             "(\"rejected\"); off by default")
     parser.add_argument("--debug_dir", "--debug-dir", dest="debug_dir", type=Path, default=None,
-                        help="with --debug: write each frame's overlay (PNG) and its JSON here (headless use)")
+                        help="write each frame's overlay with the refused candidates (PNG) and its JSON here, "
+                             "for headless use; implies --debug (default: none)")
 
 
 def detector_configs(args: argparse.Namespace) -> tuple[DetectorConfig, DetectorConfig]:

@@ -71,6 +71,21 @@ def test_paper_and_ink_colours(pipeline, mnist_test, paper, ink):
 
 
 @needs_mnist
+def test_two_digits_written_touching_are_cut_apart(pipeline, mnist_test):
+    """A 5 whose stroke runs into the 8 beside it: one blob, read as "8" at 0.69 unless cut in two."""
+    five, eight = _digits(mnist_test, "58")
+    pair = np.zeros((28, 42), np.uint8)
+    pair[:, :28] = five
+    pair[:, 14:42] = np.maximum(pair[:, 14:42], eight)  # the two digits' strokes run into each other
+    ink = cv2.resize(pair, (42 * 8, 28 * 8), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
+    page = np.full((700, 900), 230, np.float32)
+    page[240:240 + ink.shape[0], 260:260 + ink.shape[1]] -= 200 * np.clip((ink - 0.5) * 3 + 0.5, 0, 1)
+    frame = cv2.cvtColor(np.clip(page, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    result = pipeline.process(frame, still=True)
+    assert result.text == "58"
+
+
+@needs_mnist
 def test_small_digits_on_a_whole_sheet(pipeline, mnist_test):
     """Digits 2.4% of the shorter side of a 12-megapixel photo (72 px of ink), decoded reduced from a JPEG file."""
     from edge_app.images import decode_still
