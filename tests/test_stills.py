@@ -209,6 +209,6 @@ def test_real_photos_meet_their_floors():
     pipeline = DigitPipeline(load_classifier(MODEL, threads=1))
     entries = json.loads((REAL / "truth.json").read_text())
     rows = {row["kind"]: row for row in summary_rows([score_photo(entry, REAL, pipeline) for entry in entries])}
-    assert rows["single"]["exact"] >= 26, rows["single"]
-    assert rows["line"]["exact"] >= 15, rows["line"]
-    assert rows["page"]["digits_right"] >= 0.82 * rows["page"]["digits"], rows["page"]
+    assert rows["single"]["exact"] >= 26, rows["single"]  # measured 27 of 27
+    assert rows["line"]["exact"] >= 15, rows["line"]  # measured 16 of 16
+    assert rows["page"]["digits_right"] >= 0.89 * rows["page"]["digits"], rows["page"]  # measured 92.0%
