@@ -47,6 +47,9 @@ class DetectorConfig:
     # Pale horizontal rules of a notebook page: paler than rule_ratio of the paper, runs this share of the width.
     rule_ratio: float = 0.7
     rule_length_share: float = 0.12
+    # Long thin pale lines at any angle (a ruled page held askew, squared paper, a hand-ruled table) lose
+    # their pale pixels before blobs are cut: photos.
+    long_pale_lines: bool = False
     # The paper level under a pixel: the brightest light within this share of the shorter side.
     paper_share: float = 0.25
     min_aspect: float = 0.08  # width / height of a digit's ink box
@@ -100,7 +103,8 @@ LIVE = DetectorConfig()
 # colour, a contrast floor relative to the paper (dim light, pencil), light-on-dark read inverted.
 STILL = DetectorConfig(working_size=1280, min_digit_share=0.02, max_digit_share=1.0, min_border_digit_share=0.6,
                        min_fill=0.025, min_speck_share=0.1, min_grey_contrast=16, min_grey_contrast_share=0.1,
-                       any_pen_colour=True, max_white_gain=2.5, max_candidates=600, either_polarity=True)
+                       any_pen_colour=True, max_white_gain=2.5, max_candidates=600, either_polarity=True,
+                       long_pale_lines=True)
 
 
 def config_with(base: DetectorConfig, overrides: dict[str, str]) -> DetectorConfig:
@@ -124,6 +128,11 @@ def config_with(base: DetectorConfig, overrides: dict[str, str]) -> DetectorConf
 
 
 PAPER_WORKING_SIZE = 256  # px: the paper level is smooth, so it is found on a copy this small and scaled up
+# A long line's blob: at least LINE_MIN_DIGITS times as long as the digit-shaped blobs are tall, filling at
+# most LINE_MAX_FILL of its box (a tilted line) or LINE_MIN_ASPECT times longer than wide (a level one),
+# and at least LINE_MIN_PALE_SHARE of its pixels pale.
+LINE_MIN_DIGITS, LINE_MAX_FILL, LINE_MIN_ASPECT, LINE_MIN_PALE_SHARE = 2.5, 0.15, 6.0, 0.5
+LINE_MAX_BREADTH = 0.2
 TOUCHING_MIN_ASPECT = 0.75  # width / height of an ink blob that may be two digits written touching
 
 
@@ -240,6 +249,48 @@ def _without_ruled_lines(mask: np.ndarray, flat: np.ndarray, config: DetectorCon
     # length of a found rule, on its own row, go too. (Not the whole row: on a hand-ruled table the rules
     # are the same pale ink as the digits.)
     return cv2.subtract(mask, cv2.bitwise_and(cv2.dilate(rules, bar), pale))
+
+
+def _without_long_pale_lines(mask, flat, count, labels, stats, config: DetectorConfig):
+    """The ink mask (and its labelled blobs) without the pale pixels of long thin lines at any angle.
+
+    The rules of a page held askew, the lines of squared paper or of a hand-ruled table are long,
+    thin and mostly pale, and a digit touching one becomes part of a blob far too long to be a digit.
+    Taking out such a blob's pale pixels leaves the digit's dark strokes standing on their own.
+    """
+    x, y, w, h, area = (stats[:, k] for k in range(5))
+    long_side = np.maximum(w, h)
+    thin = (area <= LINE_MAX_FILL * w * h) | (w >= LINE_MIN_ASPECT * h) | (h >= LINE_MIN_ASPECT * w)
+    # Long next to the writing: several times as long as the tallest blobs shaped like digits are tall (a
+    # red pen's 7 is as pale and as thin as a rule, but no longer than the digits beside it).
+    shaped = (w >= config.min_aspect * h) & (w <= config.max_aspect * h) & (h >= config.min_digit_share * min(mask.shape))
+    shaped[0] = False
+    writing = float(np.median(h[shaped])) if shaped.any() else 0.0
+    long_enough = np.maximum(config.rule_length_share * max(mask.shape), LINE_MIN_DIGITS * writing)
+    lines = np.flatnonzero((long_side >= long_enough) & thin)
+    lines = np.array([i for i in lines if i != 0 and _straight(labels, stats, i)], int)
+    if len(lines) == 0:
+        return mask, count, labels, stats
+    pale = flat >= config.rule_ratio * 255
+    pale_share = np.bincount(labels[pale & (mask > 0)], minlength=count) / np.maximum(area, 1)
+    lines = lines[pale_share[lines] >= LINE_MIN_PALE_SHARE]
+    if len(lines) == 0:
+        return mask, count, labels, stats
+    on_lines = np.zeros(count, bool)
+    on_lines[lines] = True
+    mask = mask.copy()
+    mask[on_lines[labels] & pale] = 0
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    return mask, count, labels, stats
+
+
+def _straight(labels: np.ndarray, stats: np.ndarray, label: int) -> bool:
+    """Whether a blob runs straight: the thinnest rectangle around it (at any angle) is LINE_MAX_BREADTH
+    as broad as it is long. A rule with digits hanging on it still is; a 7 or a curled stroke is not."""
+    x, y, w, h = (int(v) for v in stats[label, :4])
+    points = cv2.findNonZero((labels[y:y + h, x:x + w] == label).astype(np.uint8))
+    (_, _), (side_a, side_b), _ = cv2.minAreaRect(points)
+    return min(side_a, side_b) <= LINE_MAX_BREADTH * max(side_a, side_b, 1.0)
 
 
 def _merge_broken_strokes(boxes: np.ndarray, max_gap: float) -> list[list[int]]:
@@ -485,6 +536,8 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
     flat = cv2.divide(small, np.maximum(paper, 1), scale=255)
     mask = _without_ruled_lines(ink_mask(small, config), flat, config)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if config.long_pale_lines:
+        mask, count, labels, stats = _without_long_pale_lines(mask, flat, count, labels, stats, config)
     if count <= 1:
         return nothing
     shorter = min(small.shape)

@@ -70,6 +70,33 @@ def test_paper_and_ink_colours(pipeline, mnist_test, paper, ink):
     assert _read(pipeline, page) == "5830"
 
 
+def _ruled(page: np.ndarray, step: int, colour, vertical: bool) -> np.ndarray:
+    """Notebook rules (and the columns of squared paper) drawn under the ink of a rendered page."""
+    lined = page.copy()
+    for y in range(160, 1350, step):
+        cv2.line(lined, (200, y), (1800, y), colour, 2)
+    for x in range(200, 1800, step) if vertical else ():
+        cv2.line(lined, (x, 160), (x, 1350), colour, 2)
+    return np.minimum(lined, page)
+
+
+@needs_mnist
+@pytest.mark.parametrize("step,colour,vertical,turn", [
+    (60, (235, 200, 160), True, 0),  # light-blue squared paper
+    (70, (230, 190, 150), False, 0),  # light-blue rules
+    (70, (200, 180, 150), False, 8),  # rules on a page held 8 degrees askew
+    (60, (235, 200, 160), True, 8),  # squared paper askew
+], ids=["squared", "ruled", "ruled_askew", "squared_askew"])
+def test_notebook_paper(pipeline, mnist_test, step, colour, vertical, turn):
+    """Rules cross the digits; a rule that is not level is no long horizontal run, yet must not join them."""
+    lines = ["31415", "27182", "16180"]
+    page = _ruled(render_page([_digits(mnist_test, line) for line in lines]), step, colour, vertical)
+    if turn:
+        page = cv2.warpAffine(page, cv2.getRotationMatrix2D((1000, 750), turn, 1.0), (2000, 1500),
+                              borderMode=cv2.BORDER_REPLICATE)
+    assert _read(pipeline, page) == "\n".join(lines)
+
+
 @needs_mnist
 def test_two_digits_written_touching_are_cut_apart(pipeline, mnist_test):
     """A 5 whose stroke runs into the 8 beside it: one blob, read as "8" at 0.69 unless cut in two."""
