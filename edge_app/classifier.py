@@ -7,10 +7,7 @@ backend for baselines lives in `train.keras_classifier`: the edge core never imp
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
-import os
-import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from edge_app.preprocess import to_model_batch
+from edge_app.stderr import native_stderr_silenced
+
+
+MAX_THREADS = 256  # far more than any edge device has cores; the runtimes crash on absurd counts (100000)
 
 
 class ModelError(RuntimeError):
@@ -64,21 +65,6 @@ class Classifier(ABC):
         return predictions_from_probabilities(self.probabilities(digits))
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """Hide what the runtime's C++ core prints on stderr (e.g. "INFO: Created TensorFlow Lite XNNPACK
-    delegate"), so a command's stderr holds only its own one-line messages."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _tflite_interpreter_class():
     """The TFLite interpreter of the lightest runtime installed: LiteRT, then tflite-runtime, then TF."""
     for module_name in ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"):
@@ -101,7 +87,7 @@ class TFLiteClassifier(Classifier):
         super().__init__(path)
         interpreter_class, self.runtime = _tflite_interpreter_class()
         try:
-            with _native_stderr_silenced():
+            with native_stderr_silenced():
                 self.interpreter = interpreter_class(model_path=str(path), num_threads=threads)
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:

@@ -25,6 +25,7 @@ SUBCOMMANDS = {
 
 def _build_parser(argv: list[str]):
     parser = argparse.ArgumentParser(prog="digits", description="Handwritten-digit recognition for edge devices.")
+    parser.add_argument("-V", "--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in SUBCOMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
@@ -53,8 +54,22 @@ class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def version() -> str:
+    """The installed package's version (the checkout's pyproject.toml when run from a clone)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    try:
+        return installed_version("digits-edge")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install .)"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["--version"], ["-V"]):
+        print(f"digits {version()}")
+        return 0
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in SUBCOMMANDS:
         parser = _build_parser(argv)
         if argv and argv[0] not in ("-h", "--help"):
@@ -82,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (`digits predict ... | head`): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except KeyboardInterrupt:
+        # Ctrl-C: what was done is already printed (results are written as they come); no traceback.
+        print(f"digits {name}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -17,8 +17,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_app.stderr import native_stderr_silenced
+
 STILL_MIN_SIDE = 720  # px: the shorter side a photo is decoded to at least (digits from 2% of it: >= 14 px)
-MAX_PIXELS = 100_000_000  # a 100-megapixel header is refused before decoding (a 1 GB device could not hold it)
+# A header claiming more is refused before decoding: a 48-megapixel phone photo passes, a decompression
+# bomb (a 469 KB PNG of 20000x20000) does not. The same limit is OpenCV's own (edge_app/__init__.py) for
+# the formats whose header is not read here (BMP, TIFF, WebP).
+MAX_PIXELS = 50_000_000
 _REDUCED_COLOR = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
                   8: cv2.IMREAD_REDUCED_COLOR_8}
 
@@ -94,9 +99,11 @@ def decode_still(data: bytes, name: str, min_side: int = STILL_MIN_SIDE, max_pix
     else:
         flags = cv2.IMREAD_COLOR
     try:
-        image = cv2.imdecode(buffer, flags)
-    except cv2.error:
-        image = None  # OpenCV raises on headers that claim over 2^30 pixels
+        with native_stderr_silenced():  # libpng's and libjpeg's complaints about a damaged file
+            image = cv2.imdecode(buffer, flags)
+    except cv2.error:  # OpenCV raises on a header claiming more than its pixel limit
+        raise ImageError(f"{name}: its header claims more than {max_pixels:,} pixels, or it is damaged; "
+                         "shrink or re-save the image") from None
     if image is None or image.size == 0:
         raise ImageError(f"{name}: not an image OpenCV can read (PNG, JPEG, BMP, TIFF, WebP, PNM ...)")
     if image.shape[0] * image.shape[1] > max_pixels:

@@ -20,7 +20,7 @@ from edge_app.files import atomic_path
 from edge_app.images import ImageError
 from edge_app.models import default_model_path
 from edge_app.run import (DigitPipeline, DigitReading, FrameResult, add_reading_arguments, detector_configs, one_line,
-                          read_still)
+                          read_still, thread_count)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}
 
@@ -112,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help=f"a .tflite or .onnx model (default: {default_model_path()})")
     parser.add_argument("--format", dest="output_format", choices=["text", "json"], default="text",
                         help="text lines, or one JSON object per line")
-    parser.add_argument("--threads", type=int, default=None, help="inference threads (default: the runtime's)")
+    parser.add_argument("--threads", type=thread_count, default=None, help="inference threads (default: the runtime's)")
     parser.add_argument("--save_inputs", type=Path, default=None,
                         help="also write the 28x28 images the model saw for each file into this folder")
     add_reading_arguments(parser)

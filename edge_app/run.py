@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_app.classifier import Classifier, ModelError, load_classifier
+from edge_app.classifier import MAX_THREADS, Classifier, ModelError, load_classifier
 from edge_app.detect import (LIVE, MIN_FRAME_SIZE, STILL, Box, DetectorConfig, DigitRegion, Rejected, config_with, detect,
                              split_touching)
 from edge_app.files import atomic_path, write_json_atomic
@@ -510,6 +510,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def thread_count(text: str) -> int:
+    """argparse type for --threads: a whole number from 1 to MAX_THREADS."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 1 <= value <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_THREADS}, got {value}")
+    return value
+
+
 def _probability(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -561,7 +572,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="camera index, video file, image file, folder or glob of images, stream URL, or 'picamera'")
     parser.add_argument("--model", type=Path, default=None,
                         help="a .tflite or .onnx model (default: $DIGITS_MODEL, else models/cnn_int8.tflite)")
-    parser.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for the model (default: runtime's choice)")
+    parser.add_argument("--threads", type=thread_count, default=None, help="CPU threads for the model (default: runtime's choice)")
     parser.add_argument("--vote_window", type=_positive_int, default=DEFAULT_WINDOW,
                         help="frames in the vote that steadies the shown number")
     parser.add_argument("--max_frames", "--max-frames", dest="max_frames", type=_positive_int, default=None,

@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from edge_app.classifier import MAX_THREADS
 from edge_app.mnist import find_mnist_dir, mnist_available
 from edge_app.models import models_dir
 from export.formats import FORMATS
@@ -394,6 +395,8 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
     preset = QUICK if args.quick else FULL
     chosen = {name: getattr(args, name, getattr(preset, name)) for name in Preset.__dataclass_fields__}
     threads = parse_positive_list(str(chosen["threads"]), "--threads")
+    if max(threads) > MAX_THREADS:
+        raise OptionError(f"--threads {chosen['threads']}: at most {MAX_THREADS} threads")
     batches = parse_positive_list(args.batch, "--batch")
     for flag, minimum in (("runs", 1), ("warmup", 0), ("e2e_frames", 0), ("cold_runs", 0)):
         if chosen[flag] < minimum:

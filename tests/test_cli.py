@@ -51,3 +51,10 @@ def test_training_tools_on_an_edge_install_say_what_to_install():
                                 timeout=120)
         assert result.returncode == 2, result.stderr
         assert "Traceback" not in result.stderr and "pip install -e '.[train]'" in result.stderr
+
+
+def test_version_is_the_package_version():
+    from importlib.metadata import version
+
+    result = run_digits("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"digits {version('digits-edge')}"

@@ -1,7 +1,9 @@
 """`digits predict` as a user runs it: files, folders, globs, JSON output, and every kind of bad input."""
 import json
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import cv2
@@ -64,6 +66,58 @@ def test_bad_inputs_are_reported_and_the_rest_processed(digit_files, tmp_path):
         assert any(fragment in line for line in errors), fragment
 
 
+def _png_header(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height grey pixels: a decompression bomb's shape."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1))) + \
+        chunk(b"IEND", b"")
+
+
+def test_decompression_bombs_and_damaged_files_are_refused_in_one_line(tmp_path):
+    """A PNG claiming 20000x20000, a BMP claiming 10000x10000, a truncated PNG: one line each, no codec
+    noise on stderr, the good file still read, and the process never holds the pixels it was promised."""
+    (tmp_path / "bomb.png").write_bytes(_png_header(20000, 20000))
+    (tmp_path / "truncated.png").write_bytes(_png_header(3000, 3000))
+    (tmp_path / "bomb.bmp").write_bytes(b"BM" + struct.pack("<IHHI", 54, 0, 0, 54) +
+                                         struct.pack("<IiiHHIIiiII", 40, 10000, 10000, 1, 24, 0, 0, 0, 0, 0, 0))
+    good = HANDDRAWN / "3.png"
+    files = [str(tmp_path / name) for name in ("bomb.png", "truncated.png", "bomb.bmp")] + [str(good)]
+    # The command in a fresh interpreter that reports its own peak RSS (KiB on Linux) when it ends.
+    code = ("import resource, sys\n"
+            "from edge_app.cli import main\n"
+            f"status = main(['predict', *{files!r}])\n"
+            f"open({str(tmp_path / 'rss')!r}, 'w').write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
+            "sys.exit(status)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    peak_mb = int((tmp_path / "rss").read_text()) / 1024
+    assert result.returncode == 1 and result.stdout.startswith(f"{good}: 3 ")
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 3 and all(line.startswith("digits predict: ") for line in errors), result.stderr
+    assert "over the limit of 50,000,000" in errors[0] and "bomb.bmp" in errors[2]
+    assert peak_mb <= 300, f"peak RSS {peak_mb:.0f} MB"
+
+
+def test_ctrl_c_keeps_what_was_printed_and_exits_130(tmp_path):
+    """Each file's line is printed when it is read: Ctrl-C in the middle loses nothing already done."""
+    import shutil
+    import signal
+    import time
+
+    for k in range(400):
+        shutil.copy(HANDDRAWN / f"{k % 10}.png", tmp_path / f"{k:04d}.png")
+    process = subprocess.Popen([sys.executable, "-m", "edge_app", "predict", str(tmp_path)], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stdout.readline()  # the first result arrives long before the folder is done
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    rest, errors = process.communicate(timeout=60)
+    lines = [first] + rest.splitlines()
+    assert process.returncode == 130 and "Traceback" not in errors and errors.strip() == "digits predict: interrupted"
+    assert 0 < len(lines) < 400 and all(": " in line for line in lines)
+
+
 @pytest.mark.parametrize("content,suffix,message", [
     (None, ".tflite", "not found"),
     (b"", ".tflite", "is empty"),
@@ -80,6 +134,13 @@ def test_bad_model_files_give_one_line(tmp_path, content, suffix, message):
     result = run_digits("predict", str(image), "--model", str(model))
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr and str(model) in result.stderr
+
+
+@pytest.mark.parametrize("threads", ["0", "100000", "many"])
+def test_bad_thread_counts_are_refused_before_loading(threads):
+    for command in (["predict", str(HANDDRAWN / "1.png")], ["run", "--source", str(HANDDRAWN / "1.png"), "--headless"]):
+        result = run_digits(*command, "--threads", threads)
+        assert result.returncode == 2 and "--threads" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_predict_never_imports_tensorflow(tmp_path):
