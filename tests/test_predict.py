@@ -84,11 +84,13 @@ def test_decompression_bombs_and_damaged_files_are_refused_in_one_line(tmp_path)
                                          struct.pack("<IiiHHIIiiII", 40, 10000, 10000, 1, 24, 0, 0, 0, 0, 0, 0))
     good = HANDDRAWN / "3.png"
     files = [str(tmp_path / name) for name in ("bomb.png", "truncated.png", "bomb.bmp")] + [str(good)]
-    # The command in a fresh interpreter that reports its own peak RSS (KiB on Linux) when it ends.
-    code = ("import resource, sys\n"
+    # The command in a fresh interpreter that reports its own peak RSS when it ends: VmHWM (KiB), which
+    # starts afresh at exec (ru_maxrss would carry over the test process' own peak from the fork).
+    code = ("import sys\n"
             "from edge_app.cli import main\n"
             f"status = main(['predict', *{files!r}])\n"
-            f"open({str(tmp_path / 'rss')!r}, 'w').write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
+            "peak = next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM'))\n"
+            f"open({str(tmp_path / 'rss')!r}, 'w').write(peak)\n"
             "sys.exit(status)\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     peak_mb = int((tmp_path / "rss").read_text()) / 1024
