@@ -31,6 +31,7 @@ from edge_app.models import default_model_path
 from edge_app.preprocess import MNIST_SIZE, to_grayscale, to_mnist_input
 from edge_app.readout import (CARD_HEIGHT_RATIO, DEFAULT_MIN_CONFIDENCE, DEFAULT_WINDOW, PAGE_HEIGHT_RATIO, Line,
                               StableReadout, held_up_lines, lines_text, read_lines, writing_angle)
+from edge_app.service import heartbeat, notify
 from edge_app.sources import CameraOptions, SourceError, open_source
 
 WINDOW_NAME = "digits run"
@@ -454,6 +455,7 @@ def run(options: RunOptions) -> int:
             if show:
                 cv2.namedWindow(WINDOW_NAME, cv2.WINDOW_AUTOSIZE)
             shown = None
+            notify("READY=1")  # under systemd (Type=notify): started; heartbeats follow per frame
             while options.max_frames is None or index < options.max_frames:
                 if not paused:
                     started = time.perf_counter()
@@ -461,6 +463,7 @@ def run(options: RunOptions) -> int:
                     if got is None:
                         break
                     frame, time_ms, capture_ms = got
+                    heartbeat()
                     still_path = str(source.current) if independent else None
                     result = pipeline.process(frame, index, time_ms, capture_ms, still=independent, path=still_path)
                     # Boxes are printed in the file's pixels; the window draws on the decoded frame.
@@ -507,6 +510,16 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {value:g}")
     return value
 
 
@@ -579,6 +592,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after this many frames (default: until the source ends or q)")
     parser.add_argument("--width", type=_positive_int, default=None, help="requested camera width in pixels")
     parser.add_argument("--height", type=_positive_int, default=None, help="requested camera height in pixels")
+    parser.add_argument("--give_up_after", "--give-up-after", dest="give_up_after", type=_positive_seconds,
+                        default=None, help="seconds a camera or stream may stay away before digits run gives up "
+                                           "with exit status 2 (default: never, it keeps re-opening it)")
     parser.add_argument("--headless", action="store_true", help="no window (e.g. a Raspberry Pi over SSH)")
     parser.add_argument("--format", dest="output_format", choices=("text", "jsonl"), default="text",
                         help="stdout: 'text' prints the number when it changes, 'jsonl' one JSON object per frame")
@@ -599,7 +615,8 @@ def main(args: argparse.Namespace) -> int:
     options = RunOptions(source=args.source, model=args.model, threads=args.threads,
                          min_confidence=args.min_confidence, vote_window=args.vote_window,
                          max_frames=args.max_frames, headless=args.headless, output_format=args.output_format,
-                         camera=CameraOptions(args.width, args.height), snapshot_dir=args.snapshot_dir,
+                         camera=CameraOptions(args.width, args.height, args.give_up_after),
+                         snapshot_dir=args.snapshot_dir,
                          debug=args.debug or args.debug_dir is not None, debug_dir=args.debug_dir,
                          live_detector=live, still_detector=still)
     try:

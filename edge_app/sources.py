@@ -3,26 +3,37 @@ stream URL, or a Raspberry Pi CSI camera through Picamera2 (`picamera`).
 
 Every source is a context manager with `read() -> (frame (h, w, 3) uint8 BGR, time_ms) | None`;
 None means the source has ended (a video or image list ran out). Frames are never mirrored: digits
-are not symmetric, and a mirrored 2 is not a 2. A live camera that stops delivering frames is
-re-opened with a short backoff, and the app says so on stderr instead of dying.
+are not symmetric, and a mirrored 2 is not a 2. A live camera or stream that stops delivering frames
+(unplugged, cut, or frozen: streams time out after STREAM_TIMEOUT_MS) is re-opened every second for as
+long as it takes, and the app says so on stderr instead of dying; `--give_up_after S` ends it instead.
 """
 from __future__ import annotations
 
 import glob
+import stat
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
 
 from edge_app.images import ImageError, read_still
+from edge_app.service import heartbeat
+from edge_app.stderr import native_stderr_silenced
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
-REOPEN_BACKOFF_S = (0.2, 0.5, 1.0, 2.0)  # waits between attempts to re-open a camera that went silent
+# Waits between attempts to re-open a camera or stream that went silent; the last repeats for as long as it
+# takes (a live source is never given up unless --give_up_after says so), so frames are back within a
+# second of the source returning.
+REOPEN_BACKOFF_S = (0.2, 0.5, 1.0)
+REMIND_EVERY_S = 30.0  # while a source stays away, say so again this often
 MAX_FAILED_READS = 5  # consecutive empty reads before a camera counts as gone
+STREAM_TIMEOUT_MS = 2000  # a stream that connects or sends nothing for this long counts as gone (a frozen stream)
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 
 
 class SourceError(RuntimeError):
@@ -33,6 +44,7 @@ class SourceError(RuntimeError):
 class CameraOptions:
     width: int | None = None  # requested capture size in pixels; None keeps the camera's default
     height: int | None = None
+    give_up_after: float | None = None  # seconds a live source may stay away before the app gives up; None: never
 
 
 def _clock_ms(start: float) -> float:
@@ -60,13 +72,21 @@ class CaptureSource:
         return f"cannot read video {self.target}: the file is not a video OpenCV can decode"
 
     def _open(self):
-        # OpenCV logs a warning per backend it tries for a missing camera; our one-line error says it better.
-        # OpenCV 5 keeps the log level in cv2.utils.logging, the 4.x wheels (a Pi's numpy<2 route) in cv2; 0 is silent.
+        # OpenCV logs a warning per backend it tries for a missing camera, FFmpeg one per failed connection;
+        # our one-line messages say it better. OpenCV 5 keeps the log level in cv2.utils.logging, the 4.x
+        # wheels (a Pi's numpy<2 route) in cv2; 0 is silent.
         log = getattr(cv2.utils, "logging", cv2)
         previous = log.getLogLevel()
         log.setLogLevel(0)
         try:
-            capture = cv2.VideoCapture(self.target)
+            with native_stderr_silenced():
+                if isinstance(self.target, str) and self.target.lower().startswith(STREAM_PREFIXES):
+                    # Timeouts, so that a stream that stops sending is noticed instead of blocking for 30 s.
+                    capture = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG,
+                                               [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
+                                                cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS])
+                else:
+                    capture = cv2.VideoCapture(self.target)
         finally:
             log.setLogLevel(previous)
         if not capture.isOpened():
@@ -82,7 +102,11 @@ class CaptureSource:
 
     def read(self) -> tuple[np.ndarray, float] | None:
         while True:
-            ok, frame = self._capture.read() if self._capture is not None else (False, None)
+            if self._capture is None:
+                ok, frame = False, None
+            else:
+                with native_stderr_silenced():  # FFmpeg's complaints about a cut stream
+                    ok, frame = self._capture.read()
             if ok and frame is not None and frame.size:
                 self._failed_reads = 0
                 if self.live:
@@ -91,22 +115,35 @@ class CaptureSource:
             if not self.live:
                 return None  # a video file has ended
             self._failed_reads += 1
-            if self._failed_reads >= MAX_FAILED_READS and not self._reopen():
-                return None
+            if self._failed_reads >= MAX_FAILED_READS:
+                self._reopen()
 
-    def _reopen(self) -> bool:
-        """Re-open a camera or stream that stopped delivering frames; False when it stays gone."""
+    def _reopen(self) -> None:
+        """Re-open a camera or stream that stopped delivering frames, for as long as it takes.
+
+        Said on stderr when it goes, every REMIND_EVERY_S while it stays away, and when it is back.
+        SourceError when it stays away longer than --give_up_after.
+        """
         self.close()
-        for wait in REOPEN_BACKOFF_S:
-            print(f"{self.name} stopped delivering frames; re-opening in {wait:.1f} s", file=sys.stderr)
-            time.sleep(wait)
+        lost = time.perf_counter()
+        print(f"{self.name} stopped delivering frames; re-opening until it is back", file=sys.stderr, flush=True)
+        reminded, attempt = lost, 0
+        while True:
+            time.sleep(REOPEN_BACKOFF_S[min(attempt, len(REOPEN_BACKOFF_S) - 1)])
+            heartbeat()  # waiting for a camera on purpose is alive, for systemd's watchdog
+            attempt += 1
             self._capture = self._open()
+            away = time.perf_counter() - lost
             if self._capture is not None:
                 self._failed_reads = 0
-                print(f"{self.name} re-opened", file=sys.stderr)
-                return True
-        print(f"{self.name} is gone: giving up after {len(REOPEN_BACKOFF_S)} attempts", file=sys.stderr)
-        return False
+                print(f"{self.name} is back after {away:.1f} s", file=sys.stderr, flush=True)
+                return
+            limit = self.options.give_up_after
+            if limit is not None and away >= limit:
+                raise SourceError(f"{self.name} has been away for {away:.0f} s (--give_up_after {limit:g}): giving up")
+            if time.perf_counter() - reminded >= REMIND_EVERY_S:
+                reminded = time.perf_counter()
+                print(f"{self.name} still away after {away:.0f} s; still trying", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         capture, self._capture = self._capture, None
@@ -193,7 +230,9 @@ def open_source(source: str, options: CameraOptions = CameraOptions()):
     if source.isdigit():
         return CaptureSource(int(source), live=True, options=options)
     if source.lower().startswith(STREAM_PREFIXES):
-        return CaptureSource(source, live=True, options=options)
+        # A video file served over HTTP ends like any video file; a stream is live and is re-opened.
+        is_file = urlsplit(source).path.lower().endswith(VIDEO_SUFFIXES)
+        return CaptureSource(source, live=not is_file, options=options)
     path = Path(source).expanduser()
     if path.is_dir():
         images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
@@ -205,6 +244,10 @@ def open_source(source: str, options: CameraOptions = CameraOptions()):
     if not path.exists():
         raise SourceError(f"--source {source}: no such file, folder or camera; pass a camera index (0), "
                           "a video or image file, a folder, a glob, a stream URL or 'picamera'")
+    mode = path.stat().st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):  # a camera device (/dev/video0) is a character device
+        raise SourceError(f"--source {source}: not a regular file or camera device (a FIFO or socket would "
+                          "block forever); pass a file, a folder, a camera index or a stream URL")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageListSource([path], f"image {path}")
     return CaptureSource(str(path), live=False, options=options)
