@@ -7,6 +7,7 @@ backend for baselines lives in `train.keras_classifier`: the edge core never imp
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -95,6 +96,7 @@ class TFLiteClassifier(Classifier):
                              "re-export it with `digits export`") from None
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
+        check_shapes(path, list(self.input["shape"]), list(self.output["shape"]))
         self.batch_size = int(self.input["shape"][0])
         self._pixel_to_input = self._quantization_table()
 
@@ -175,7 +177,9 @@ class OnnxClassifier(Classifier):
         except Exception as error:  # onnxruntime raises its own exception types for corrupt files
             raise ModelError(f"{path} is not a valid ONNX model ({str(error).splitlines()[0][:120]}): "
                              "re-export it with `digits export`") from None
-        self.input_name = self.session.get_inputs()[0].name
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        check_shapes(path, inputs[0].shape, outputs[0].shape if outputs else [])
+        self.input_name = inputs[0].name
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
 
     input_dtype = "float32"
@@ -188,8 +192,52 @@ class OnnxClassifier(Classifier):
 BACKENDS: dict[str, type[Classifier]] = {".tflite": TFLiteClassifier, ".onnx": OnnxClassifier}
 
 
-def load_classifier(path: str | Path, threads: int | None = None) -> Classifier:
-    """Open a .tflite or .onnx model with the matching runtime; ModelError with a usable message otherwise."""
+INPUT_SHAPE = (28, 28, 1)  # what every consumer feeds: one grey 28x28 digit per batch row (NHWC)
+CLASSES = 10  # what every consumer expects back: one probability per digit 0-9
+
+
+def _dimension(size) -> int | None:
+    """A tensor dimension as an int; None for a free one (-1, None, "batch")."""
+    return int(size) if isinstance(size, (int, np.integer)) and size > 0 else None
+
+
+def check_shapes(path: Path, input_shape, output_shape) -> None:
+    """ModelError naming both shapes when a model does not take (n, 28, 28, 1) or give (n, 10): a model
+    for something else would otherwise load fine and crash at the first image, or answer garbage."""
+    dims = [_dimension(d) for d in input_shape]
+    if len(dims) != 4 or tuple(dims[1:]) != INPUT_SHAPE:
+        raise ModelError(f"{path}: takes input {[_dimension(d) or -1 for d in input_shape]}, but the app feeds (n, 28, 28, 1) "
+                         "grey digits; use a model exported by `digits export`")
+    outs = [_dimension(d) for d in output_shape]
+    if len(outs) != 2 or outs[1] != CLASSES:
+        raise ModelError(f"{path}: gives output {[_dimension(d) or -1 for d in output_shape]}, but the app expects (n, {CLASSES}) "
+                         "digit probabilities; use a model exported by `digits export`")
+
+
+def check_manifest_hash(path: Path) -> None:
+    """ModelError when the manifest beside the model lists it with another sha256: the file was changed
+    after export (edited, damaged, swapped), so its verified accuracy no longer holds."""
+    from edge_app.models import read_manifest
+
+    try:
+        entry = read_manifest(path.parent).get("artifacts", {}).get(path.name)
+    except (OSError, ValueError):
+        return  # no readable manifest: nothing to check against
+    expected = entry.get("sha256") if isinstance(entry, dict) else None
+    if not expected:
+        return
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != expected:
+        raise ModelError(f"{path}: its sha256 {digest[:12]}... is not the {expected[:12]}... that "
+                         f"{path.parent / 'manifest.json'} records: the file changed after export; re-export "
+                         "it with `digits export`, or pass --allow_modified_model to run it anyway")
+
+
+def load_classifier(path: str | Path, threads: int | None = None, verify: bool = True) -> Classifier:
+    """Open a .tflite or .onnx model with the matching runtime; ModelError with a usable message otherwise.
+
+    With `verify`, a model listed in the manifest beside it must have the sha256 recorded there.
+    """
     path = Path(path)
     backend = BACKENDS.get(path.suffix.lower())
     if backend is None:
@@ -199,4 +247,8 @@ def load_classifier(path: str | Path, threads: int | None = None) -> Classifier:
         raise ModelError(f"model file {path} not found: pass --model PATH or export one with `digits export`")
     if path.stat().st_size == 0:
         raise ModelError(f"model file {path} is empty: re-export it with `digits export`")
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise ModelError(f"{threads} threads: give 1 to {MAX_THREADS}")
+    if verify:
+        check_manifest_hash(path)
     return backend(path, threads=threads)

@@ -121,7 +121,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     try:
         live, still = detector_configs(args)
-        classifier = load_classifier(args.model or default_model_path(), threads=args.threads)
+        classifier = load_classifier(args.model or default_model_path(), threads=args.threads,
+                                     verify=not args.allow_modified_model)
     except (ModelError, ValueError) as error:
         print(f"digits predict: {error}", file=sys.stderr)
         return 2

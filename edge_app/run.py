@@ -416,6 +416,7 @@ class RunOptions:
     debug_dir: Path | None = None  # where each frame's debug overlay and JSON are saved
     live_detector: DetectorConfig = LIVE
     still_detector: DetectorConfig = STILL
+    allow_modified_model: bool = False  # run a model whose sha256 is not the manifest's
 
 
 def one_line(text: str) -> str:
@@ -444,7 +445,8 @@ def read_timed(source) -> tuple[np.ndarray, float, float] | None:
 
 def run(options: RunOptions) -> int:
     """Open the model and the source, then read frames until the source ends, max_frames, or q/Esc."""
-    classifier = load_classifier(options.model or default_model_path(), threads=options.threads)
+    classifier = load_classifier(options.model or default_model_path(), threads=options.threads,
+                                 verify=not options.allow_modified_model)
     show = not options.headless
     index, last_stable, fps, paused = 0, "", 0.0, False
     with open_source(options.source, options.camera) as source:
@@ -552,6 +554,9 @@ def add_reading_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector_config", "--detector-config", dest="detector_config", type=Path, default=None,
                         help='a JSON file of detector thresholds: {"live": {KEY: VALUE}, "still": {KEY: VALUE}} '
                              "(default: none)")
+    parser.add_argument("--allow_modified_model", "--allow-modified-model", dest="allow_modified_model",
+                        action="store_true", help="run a model whose sha256 differs from the one its manifest "
+                                                  "records (refused by default: it changed after export)")
     parser.add_argument("--debug", action="store_true",
                         help="say why each candidate was not taken for a digit: in the window and in the JSON "
                              "(\"rejected\"); off by default")
@@ -618,7 +623,7 @@ def main(args: argparse.Namespace) -> int:
                          camera=CameraOptions(args.width, args.height, args.give_up_after),
                          snapshot_dir=args.snapshot_dir,
                          debug=args.debug or args.debug_dir is not None, debug_dir=args.debug_dir,
-                         live_detector=live, still_detector=still)
+                         live_detector=live, still_detector=still, allow_modified_model=args.allow_modified_model)
     try:
         return run(options)
     except (ModelError, SourceError) as error:
