@@ -1,14 +1,19 @@
 """Export a .keras model to every format in the registry, verify each file with the edge runtime, record it.
 
-Each artifact is written to a temporary file, loaded back with the same `load_classifier` the device
-uses, scored on the MNIST test set next to the Keras model, and only then renamed into place. A file
-that loses more than `max_drop_points` of accuracy never appears in models/ or in the manifest.
+Each artifact is written to a staging file, loaded back with the same `load_classifier` the device
+uses, and scored on the MNIST test set next to the Keras model. Only when every format is done are the
+files and the manifest renamed into place together, under a lock (`commit`). A file that loses more
+than `max_drop_points` of accuracy never appears in models/ or in the manifest; what a killed export
+left behind is removed by the next one.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import platform
+import secrets
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -19,7 +24,6 @@ import numpy as np
 from edge_app import mnist
 from edge_app.classifier import Classifier, ModelError, OnnxClassifier, TFLiteClassifier, load_classifier
 from edge_app.evaluate import evaluate, reprepare
-from edge_app.files import atomic_path, write_json_atomic
 from edge_app.models import MANIFEST_NAME
 from edge_app.preprocess import to_model_batch
 from export.formats import FORMATS, LABELS, PREPROCESSING, ExportFormat
@@ -94,15 +98,64 @@ def describe_io(classifier: Classifier) -> dict:
     return {}
 
 
+def staging_path(final: Path) -> Path:
+    """Where an artifact is written and verified before it is moved into place: a hidden name carrying this
+    process' id, so a later export can tell a killed export's leftovers from a running one's."""
+    return final.with_name(f".{final.stem}.{os.getpid()}.{secrets.token_hex(4)}{final.suffix}")
+
+
+def remove_stale_files(out_dir: Path) -> list[Path]:
+    """Delete what exports that were killed left behind: staging files whose process is gone."""
+    removed = []
+    for path in Path(out_dir).glob(".*.*.*"):
+        parts = path.name.split(".")
+        if len(parts) < 4 or not parts[2].isdigit() or _alive(int(parts[2])):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+@contextlib.contextmanager
+def manifest_lock(out_dir: Path):
+    """One export at a time commits into a folder: two manifest updates at once would lose an entry."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / ".manifest.lock", "a") as handle:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX (Windows): no lock, as before
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def write_and_verify(fmt: ExportFormat, model, out_dir: Path, stem: str, calibration: np.ndarray,
-                     test: mnist.MnistSplit, keras_predicted: np.ndarray, max_drop_points: float) -> tuple[ArtifactReport, dict]:
+                     test: mnist.MnistSplit, keras_predicted: np.ndarray, max_drop_points: float
+                     ) -> tuple[ArtifactReport, dict, Path]:
+    """Write one artifact to a staging file and verify it; (report, io, staging file). The caller moves it
+    into place together with the manifest (`commit`); a failure leaves nothing behind."""
     started = time.perf_counter()
     keras_accuracy = float((keras_predicted == test.labels).mean())
     final = out_dir / fmt.filename(stem)
-    with atomic_path(final) as tmp:
-        fmt.write(model, tmp, calibration)
+    staged = staging_path(final)
+    try:
+        fmt.write(model, staged, calibration)
         try:
-            classifier = load_classifier(tmp, threads=2)
+            classifier = load_classifier(staged, threads=2, verify=False)
         except ModelError as error:
             raise ExportError(f"{final.name}: the exported file does not load ({error})") from None
         result = evaluate(classifier, test)
@@ -111,12 +164,15 @@ def write_and_verify(fmt: ExportFormat, model, out_dir: Path, stem: str, calibra
             raise ExportError(f"{final.name}: accuracy {100 * result.accuracy:.2f}% is {drop_points:.2f} points below "
                               f"Keras ({100 * keras_accuracy:.2f}%), more than --max_drop {max_drop_points}; not written")
         io = describe_io(classifier)
-        del classifier  # release the file before it is renamed
+        del classifier  # release the file before it is moved
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
     report = ArtifactReport(
-        file=final.name, format=fmt.name, dtype=fmt.dtype, size_bytes=final.stat().st_size, sha256=sha256_of(final),
+        file=final.name, format=fmt.name, dtype=fmt.dtype, size_bytes=staged.stat().st_size, sha256=sha256_of(staged),
         accuracy=result.accuracy, keras_accuracy=keras_accuracy,
         agreement=float((result.predicted == keras_predicted).mean()), seconds=time.perf_counter() - started)
-    return report, io
+    return report, io, staged
 
 
 def manifest_entry(report: ArtifactReport, fmt: ExportFormat, io: dict, source: Path, command_line: str,
@@ -133,7 +189,7 @@ def manifest_entry(report: ArtifactReport, fmt: ExportFormat, io: dict, source: 
     }
 
 
-def update_manifest(out_dir: Path, entries: dict[str, dict], training: dict | None) -> Path:
+def updated_manifest(out_dir: Path, entries: dict[str, dict], training: dict | None) -> dict:
     path = out_dir / MANIFEST_NAME
     manifest = json.loads(path.read_text()) if path.is_file() else {}
     manifest.setdefault("labels", LABELS)
@@ -142,7 +198,25 @@ def update_manifest(out_dir: Path, entries: dict[str, dict], training: dict | No
     if training:
         manifest.setdefault("training", {}).update(training)
     manifest["artifacts"] = dict(sorted(manifest["artifacts"].items()))
-    return write_json_atomic(path, manifest)
+    return manifest
+
+
+def commit(out_dir: Path, staged: dict[str, Path], entries: dict[str, dict], training: dict | None) -> Path:
+    """Move the verified artifacts into place and record them, under the folder's lock.
+
+    Everything slow (writing, verifying) happened before: here the new manifest is written to a staging
+    file, then the artifacts and the manifest are renamed in one go, so a kill leaves the old files under
+    the old manifest, or (for a few milliseconds of renames) part of the new ones; never a minutes-long
+    window as when each file was moved as soon as it was verified.
+    """
+    path = out_dir / MANIFEST_NAME
+    with manifest_lock(out_dir):
+        manifest_staged = staging_path(path)
+        manifest_staged.write_text(json.dumps(updated_manifest(out_dir, entries, training), indent=2) + "\n")
+        for name, source in staged.items():
+            os.replace(source, out_dir / name)
+        os.replace(manifest_staged, path)
+    return path
 
 
 def export_model(keras_path: Path, out_dir: Path, format_names: list[str], data_dir: str | None,
@@ -163,27 +237,39 @@ def export_model(keras_path: Path, out_dir: Path, format_names: list[str], data_
              f"on {len(test_split.labels)} MNIST test images")
     calibration = calibration_batch(train_split, calibration_size)
     stem = keras_path.stem
-    reports, errors, entries = [], [], {}
-    for name in format_names:
-        fmt = FORMATS[name]
-        try:
-            report, io = write_and_verify(fmt, model, out_dir, stem, calibration, test_split, keras_predicted,
-                                          max_drop_points)
-        except ExportError as error:
-            errors.append(str(error))
-            progress(f"FAILED {error}")
-            continue
-        reports.append(report)
-        entries[report.file] = manifest_entry(report, fmt, io, keras_path, command_line, len(calibration))
-        progress(f"{report.file}: {100 * report.accuracy:.2f}% (Keras {100 * report.keras_accuracy:.2f}%), "
-                 f"agreement {100 * report.agreement:.2f}%, {report.size_bytes / 1024:.1f} KiB, {report.seconds:.1f} s")
-    if entries:
-        train_report = keras_path.with_suffix(".train.json")
-        training = None
-        if train_report.is_file():
-            info = json.loads(train_report.read_text())
-            training = {keras_path.name: {k: info.get(k) for k in
-                                          ("command", "seconds", "best_epoch", "parameters", "machine", "versions")}}
-            training[keras_path.name]["keras_test_accuracy"] = info.get("test", {}).get("accuracy")
-        update_manifest(out_dir, entries, training)
+    reports, errors, entries, staged = [], [], {}, {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in remove_stale_files(out_dir):
+        progress(f"removed {leftover.name}, left behind by an export that was killed")
+    try:
+        for name in format_names:
+            fmt = FORMATS[name]
+            try:
+                report, io, staged[fmt.filename(stem)] = write_and_verify(
+                    fmt, model, out_dir, stem, calibration, test_split, keras_predicted, max_drop_points)
+            except ExportError as error:
+                errors.append(str(error))
+                progress(f"FAILED {error}")
+                continue
+            reports.append(report)
+            entries[report.file] = manifest_entry(report, fmt, io, keras_path, command_line, len(calibration))
+            progress(f"{report.file}: {100 * report.accuracy:.2f}% (Keras {100 * report.keras_accuracy:.2f}%), "
+                     f"agreement {100 * report.agreement:.2f}%, {report.size_bytes / 1024:.1f} KiB, "
+                     f"{report.seconds:.1f} s")
+        if entries:
+            commit(out_dir, staged, entries, _training_record(keras_path))
+    finally:
+        for leftover in staged.values():
+            leftover.unlink(missing_ok=True)  # what was not committed (an error, Ctrl-C) leaves nothing
     return reports, errors
+
+
+def _training_record(keras_path: Path) -> dict | None:
+    train_report = keras_path.with_suffix(".train.json")
+    if not train_report.is_file():
+        return None
+    info = json.loads(train_report.read_text())
+    training = {keras_path.name: {k: info.get(k) for k in
+                                  ("command", "seconds", "best_epoch", "parameters", "machine", "versions")}}
+    training[keras_path.name]["keras_test_accuracy"] = info.get("test", {}).get("accuracy")
+    return training

@@ -42,3 +42,41 @@ def test_train_export_predict(tmp_path, mnist_test):
     assert refused.returncode == 1 and "not written" in refused.stderr
     assert not (refused_dir / "tiny_int8.tflite").exists() and not (refused_dir / "manifest.json").exists()
     assert not list(refused_dir.glob(".*"))  # no temporary file left either
+
+
+@needs_mnist
+@pytest.mark.slow
+def test_export_killed_at_random_moments_leaves_a_consistent_folder(tmp_path):
+    """kill -9 of `digits export` at random moments: every model in the folder has the sha256 its manifest
+    records (old files under the old manifest, or new under new), and the next export removes leftovers."""
+    import hashlib
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    from conftest import ROOT
+
+    model = tmp_path / "tiny.keras"
+    trained = run_digits("train", "--subset", "300", "--epochs", "1", "--batch_size", "64", "--output", str(model))
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    out = tmp_path / "models"
+    export = ["-m", "edge_app", "export", str(model), "--out_dir", str(out), "--formats", "tflite_int8,tflite_float32",
+              "--max_drop", "100", "--calibration_size", "20"]
+    first = subprocess.run([sys.executable, *export], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    rng = np.random.default_rng(0)
+    for moment in rng.uniform(2.0, 20.0, size=4):
+        process = subprocess.Popen([sys.executable, *export], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        time.sleep(moment)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        manifest = json.loads((out / "manifest.json").read_text())
+        for name, entry in manifest["artifacts"].items():
+            assert hashlib.sha256((out / name).read_bytes()).hexdigest() == entry["sha256"], (moment, name)
+    final = subprocess.run([sys.executable, *export], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".manifest.lock"]
