@@ -1,6 +1,7 @@
 """Where the shipped models live, and the manifest that describes them."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -11,9 +12,15 @@ MANIFEST_NAME = "manifest.json"
 
 
 def models_dir() -> Path:
-    """The project's models/ folder: beside the packages in a checkout, else ./models."""
+    """The project's models/ folder: beside the packages in a checkout, else the copy installed with the
+    wheel (the `digits_models` data package), else ./models."""
     beside_package = Path(__file__).resolve().parent.parent / "models"
-    return beside_package if beside_package.is_dir() else Path.cwd() / "models"
+    if beside_package.is_dir():
+        return beside_package
+    installed = importlib.util.find_spec("digits_models")
+    if installed is not None and installed.submodule_search_locations:
+        return Path(list(installed.submodule_search_locations)[0])
+    return Path.cwd() / "models"
 
 
 def default_model_path() -> Path:

@@ -91,7 +91,7 @@ def format_result(result: FileResult, output_format: str, debug: bool = False) -
     """A still that shows one digit: the digit with its top 3; several: its lines of numbers."""
     reading = result.reading
     single = _single(reading)
-    if output_format == "json":
+    if output_format in ("jsonl", "json"):
         row = {"path": result.path, "text": reading.text}
         if single is not None:
             row.update({"digit": single.digit, "confidence": round(single.confidence, 4),
@@ -110,8 +110,8 @@ def format_result(result: FileResult, output_format: str, debug: bool = False) -
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or glob patterns")
     parser.add_argument("--model", default=None, help=f"a .tflite or .onnx model (default: {default_model_path()})")
-    parser.add_argument("--format", dest="output_format", choices=["text", "json"], default="text",
-                        help="text lines, or one JSON object per line")
+    parser.add_argument("--format", dest="output_format", choices=["text", "jsonl", "json"], default="text",
+                        help="text lines, or one JSON object per line ('jsonl', as digits run; 'json' is the same)")
     parser.add_argument("--threads", type=thread_count, default=None, help="inference threads (default: the runtime's)")
     parser.add_argument("--save_inputs", type=Path, default=None,
                         help="also write the 28x28 images the model saw for each file into this folder")

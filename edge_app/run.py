@@ -425,7 +425,7 @@ def one_line(text: str) -> str:
 
 
 def _emit(result: FrameResult, output_format: str, last_stable: str, debug: bool) -> None:
-    if output_format == "jsonl":
+    if output_format in ("jsonl", "json"):  # "json": the name `digits predict` used for the same lines
         print(json.dumps(result.to_json(debug)), flush=True)
     elif result.path is not None:
         print(f"{result.path}: {one_line(result.text)}", flush=True)
@@ -601,7 +601,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=None, help="seconds a camera or stream may stay away before digits run gives up "
                                            "with exit status 2 (default: never, it keeps re-opening it)")
     parser.add_argument("--headless", action="store_true", help="no window (e.g. a Raspberry Pi over SSH)")
-    parser.add_argument("--format", dest="output_format", choices=("text", "jsonl"), default="text",
+    parser.add_argument("--format", dest="output_format", choices=("text", "jsonl", "json"), default="text",
                         help="stdout: 'text' prints the number when it changes, 'jsonl' one JSON object per frame")
     parser.add_argument("--snapshot_dir", type=Path, default=Path("."), help="where the s key saves snapshots")
     add_reading_arguments(parser)
