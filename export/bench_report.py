@@ -124,12 +124,16 @@ def _cold_lines(cold_starts) -> list[str]:
 
 
 def format_report(report) -> str:
-    headers, body = table_cells(report)
+    """The terminal report: the table narrowed to fit a 100-column SSH terminal (the columns a reader picks a
+    format by; load time, first call, mean, min and api p50 are in --json, --csv and --markdown)."""
+    headers, body = _narrowed(*table_cells(report), TERMINAL_DROPPED)
+    headers = [TERMINAL_HEADERS.get(header, header) for header in headers]
     machine = report.machine
     packages = ", ".join(f"{name} {version}" for name, version in machine["packages"].items())
     parts = [_aligned(headers, body), "",
              "latency: batch of 1, the runtime's call on a prepared input (TFLite invoke, ORT run, Keras call); "
-             "api p50 adds quantize/dequantize through Classifier; RSS: peak of the row's own process",
+             "b1 /s, b32 /s: images per second at batch 1 and 32; x pred: times faster than keras.predict; RSS: peak "
+             "of the row's own process; p90, load and first-call times and api p50 are in --json/--csv/--markdown",
              *_pipeline_lines(report.pipeline), *_cold_lines(report.cold_starts), *goals(report),
              *(f"note: {note}" for note in report.notes),
              f"machine: {machine['cpu']}, {machine['logical_cores']} logical cores, load average "
@@ -139,6 +143,21 @@ def format_report(report) -> str:
 
 # The README's narrower table: the columns a reader picks a format by (the rest stay in JSON/CSV).
 MARKDOWN_DROPPED = ("load ms", "1st ms", "mean±std ms", "min ms", "api p50")
+# The terminal's: narrower still, to fit a 100-column SSH terminal.
+TERMINAL_DROPPED = MARKDOWN_DROPPED + ("p90 ms",)
+TERMINAL_HEADERS = {"img/s b1": "b1 /s", "img/s b32": "b32 /s", "x predict": "x pred"}
+
+
+def _narrowed(headers: list[str], body: list[list[str]], dropped: tuple[str, ...]) -> tuple[list[str], list[list[str]]]:
+    """The table without the `dropped` columns; an error row keeps its message in the first measured cell."""
+    kept = [index for index, header in enumerate(headers) if header not in dropped]
+    rows = []
+    for cells in body:
+        if cells[4].startswith("ERROR"):
+            rows.append(cells[:4] + [cells[4]] + [""] * (len(kept) - 5))
+        else:
+            rows.append([cells[index] for index in kept])
+    return [headers[index] for index in kept], rows
 
 
 def markdown_table(report) -> str:

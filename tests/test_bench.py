@@ -188,3 +188,13 @@ def test_end_to_end_and_cold_start(tmp_path):
     assert dict(pipeline["digit_frame_p50_ms"])["classify"] > 0 and 0 < pipeline["read_share"] <= 1
     [cold] = report["cold_starts"]
     assert cold["error"] is None and 0 < cold["seconds"] < 60
+
+
+def test_the_terminal_table_fits_a_100_column_ssh_terminal(tmp_path):
+    """Every line of the table is at most 100 characters (the full table stays in --markdown/--json)."""
+    result = run_digits("bench", "--quick", "--no_baselines", "--e2e_frames", "0", "--cold_runs", "0",
+                        "--markdown", str(tmp_path / "table.md"))
+    assert result.returncode == 0, result.stderr
+    table = result.stdout.split("\n\n")[0].splitlines()
+    assert len(table) >= 2 and max(len(line) for line in table) <= 100, table
+    assert "p90 ms" in (tmp_path / "table.md").read_text()  # the markdown table keeps p90
