@@ -230,7 +230,7 @@ def check_manifest_hash(path: Path) -> None:
     if digest != expected:
         raise ModelError(f"{path}: its sha256 {digest[:12]}... is not the {expected[:12]}... that "
                          f"{path.parent / 'manifest.json'} records: the file changed after export; re-export "
-                         "it with `digits export`, or pass --allow_modified_model to run it anyway")
+                         "it with `digits export`, or pass --allow-modified-model to run it anyway")
 
 
 def load_classifier(path: str | Path, threads: int | None = None, verify: bool = True) -> Classifier:

@@ -54,6 +54,18 @@ class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def _kebab_case(parser: argparse.ArgumentParser) -> None:
+    """One flag style: every option is shown and accepted as --kebab-case; the --snake_case spellings the
+    commands were first written with stay accepted (they remain in the parser's table), unlisted in help."""
+    for action in parser._actions:
+        long = [name for name in action.option_strings if name.startswith("--")]
+        kebab = ["--" + name[2:].replace("_", "-") for name in long]
+        for name in kebab + ["--" + name[2:].replace("-", "_") for name in long]:
+            parser._option_string_actions.setdefault(name, action)
+        action.option_strings = list(dict.fromkeys(
+            [name for name in action.option_strings if not name.startswith("--")] + kebab))
+
+
 def version() -> str:
     """The installed package's version (the checkout's pyproject.toml when run from a clone)."""
     from importlib.metadata import PackageNotFoundError
@@ -85,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"digits {name}", description=help_text,
                                      formatter_class=_DefaultsFormatter)
     module.add_arguments(parser)
+    _kebab_case(parser)
     args = parser.parse_args(argv[1:])
     args.command_line = shlex.join(["digits", *argv])  # recorded in reports and the manifest
     try:

@@ -113,7 +113,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", dest="output_format", choices=["text", "jsonl", "json"], default="text",
                         help="text lines, or one JSON object per line ('jsonl', as digits run; 'json' is the same)")
     parser.add_argument("--threads", type=thread_count, default=None, help="inference threads (default: the runtime's)")
-    parser.add_argument("--save_inputs", type=Path, default=None,
+    parser.add_argument("--save-inputs", type=Path, default=None,
                         help="also write the 28x28 images the model saw for each file into this folder")
     add_reading_arguments(parser)
 

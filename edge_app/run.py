@@ -545,37 +545,37 @@ def _probability(text: str) -> float:
 
 def add_reading_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by every command that reads digits in frames or photos (run, predict)."""
-    parser.add_argument("--min_confidence", "--min-confidence", dest="min_confidence", type=_probability,
+    parser.add_argument("--min-confidence", dest="min_confidence", type=_probability,
                         default=DEFAULT_MIN_CONFIDENCE, help="below this probability a region counts as 'no digit'")
     parser.add_argument("--detector", action="append", default=[], metavar="KEY=VALUE",
                         help="set one detector threshold (repeatable), e.g. min_digit_share=0.04; "
                              "the fields of edge_app.detect.DetectorConfig, applied to live frames and stills "
                              "(default: the built-in LIVE and STILL settings)")
-    parser.add_argument("--detector_config", "--detector-config", dest="detector_config", type=Path, default=None,
+    parser.add_argument("--detector-config", dest="detector_config", type=Path, default=None,
                         help='a JSON file of detector thresholds: {"live": {KEY: VALUE}, "still": {KEY: VALUE}} '
                              "(default: none)")
-    parser.add_argument("--allow_modified_model", "--allow-modified-model", dest="allow_modified_model",
+    parser.add_argument("--allow-modified-model", dest="allow_modified_model",
                         action="store_true", help="run a model whose sha256 differs from the one its manifest "
                                                   "records (refused by default: it changed after export)")
     parser.add_argument("--debug", action="store_true",
                         help="say why each candidate was not taken for a digit: in the window and in the JSON "
                              "(\"rejected\"); off by default")
-    parser.add_argument("--debug_dir", "--debug-dir", dest="debug_dir", type=Path, default=None,
+    parser.add_argument("--debug-dir", dest="debug_dir", type=Path, default=None,
                         help="write each frame's overlay with the refused candidates (PNG) and its JSON here, "
                              "for headless use; implies --debug (default: none)")
 
 
 def detector_configs(args: argparse.Namespace) -> tuple[DetectorConfig, DetectorConfig]:
-    """(live, still) detector settings from --detector_config and --detector; ValueError with a one-line reason."""
+    """(live, still) detector settings from --detector-config and --detector; ValueError with a one-line reason."""
     live, still = {}, {}
     if args.detector_config is not None:
         try:
             loaded = json.loads(Path(args.detector_config).read_text())
         except (OSError, ValueError) as error:
-            raise ValueError(f"--detector_config {args.detector_config}: cannot be read as JSON ({error})") from None
+            raise ValueError(f"--detector-config {args.detector_config}: cannot be read as JSON ({error})") from None
         if not isinstance(loaded, dict) or not set(loaded) <= {"live", "still"} or \
                 not all(isinstance(v, dict) for v in loaded.values()):
-            raise ValueError(f'--detector_config {args.detector_config}: expected {{"live": {{...}}, "still": {{...}}}}')
+            raise ValueError(f'--detector-config {args.detector_config}: expected {{"live": {{...}}, "still": {{...}}}}')
         live, still = dict(loaded.get("live", {})), dict(loaded.get("still", {}))
     for setting in args.detector:
         name, sep, value = setting.partition("=")
@@ -591,19 +591,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None,
                         help="a .tflite or .onnx model (default: $DIGITS_MODEL, else models/cnn_int8.tflite)")
     parser.add_argument("--threads", type=thread_count, default=None, help="CPU threads for the model (default: runtime's choice)")
-    parser.add_argument("--vote_window", type=_positive_int, default=DEFAULT_WINDOW,
+    parser.add_argument("--vote-window", type=_positive_int, default=DEFAULT_WINDOW,
                         help="frames in the vote that steadies the shown number")
-    parser.add_argument("--max_frames", "--max-frames", dest="max_frames", type=_positive_int, default=None,
+    parser.add_argument("--max-frames", dest="max_frames", type=_positive_int, default=None,
                         help="stop after this many frames (default: until the source ends or q)")
     parser.add_argument("--width", type=_positive_int, default=None, help="requested camera width in pixels")
     parser.add_argument("--height", type=_positive_int, default=None, help="requested camera height in pixels")
-    parser.add_argument("--give_up_after", "--give-up-after", dest="give_up_after", type=_positive_seconds,
+    parser.add_argument("--give-up-after", dest="give_up_after", type=_positive_seconds,
                         default=None, help="seconds a camera or stream may stay away before digits run gives up "
                                            "with exit status 2 (default: never, it keeps re-opening it)")
     parser.add_argument("--headless", action="store_true", help="no window (e.g. a Raspberry Pi over SSH)")
     parser.add_argument("--format", dest="output_format", choices=("text", "jsonl", "json"), default="text",
                         help="stdout: 'text' prints the number when it changes, 'jsonl' one JSON object per frame")
-    parser.add_argument("--snapshot_dir", type=Path, default=Path("."), help="where the s key saves snapshots")
+    parser.add_argument("--snapshot-dir", type=Path, default=Path("."), help="where the s key saves snapshots")
     add_reading_arguments(parser)
 
 

@@ -5,7 +5,7 @@ Every source is a context manager with `read() -> (frame (h, w, 3) uint8 BGR, ti
 None means the source has ended (a video or image list ran out). Frames are never mirrored: digits
 are not symmetric, and a mirrored 2 is not a 2. A live camera or stream that stops delivering frames
 (unplugged, cut, or frozen: streams time out after STREAM_TIMEOUT_MS) is re-opened every second for as
-long as it takes, and the app says so on stderr instead of dying; `--give_up_after S` ends it instead.
+long as it takes, and the app says so on stderr instead of dying; `--give-up-after S` ends it instead.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from edge_app.stderr import native_stderr_silenced
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 # Waits between attempts to re-open a camera or stream that went silent; the last repeats for as long as it
-# takes (a live source is never given up unless --give_up_after says so), so frames are back within a
+# takes (a live source is never given up unless --give-up-after says so), so frames are back within a
 # second of the source returning.
 REOPEN_BACKOFF_S = (0.2, 0.5, 1.0)
 REMIND_EVERY_S = 30.0  # while a source stays away, say so again this often
@@ -122,7 +122,7 @@ class CaptureSource:
         """Re-open a camera or stream that stopped delivering frames, for as long as it takes.
 
         Said on stderr when it goes, every REMIND_EVERY_S while it stays away, and when it is back.
-        SourceError when it stays away longer than --give_up_after.
+        SourceError when it stays away longer than --give-up-after.
         """
         self.close()
         lost = time.perf_counter()
@@ -140,7 +140,7 @@ class CaptureSource:
                 return
             limit = self.options.give_up_after
             if limit is not None and away >= limit:
-                raise SourceError(f"{self.name} has been away for {away:.0f} s (--give_up_after {limit:g}): giving up")
+                raise SourceError(f"{self.name} has been away for {away:.0f} s (--give-up-after {limit:g}): giving up")
             if time.perf_counter() - reminded >= REMIND_EVERY_S:
                 reminded = time.perf_counter()
                 print(f"{self.name} still away after {away:.0f} s; still trying", file=sys.stderr, flush=True)

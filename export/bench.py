@@ -362,7 +362,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=preset_help("timed single-image inferences per row", "runs"))
     parser.add_argument("--warmup", type=int, default=argparse.SUPPRESS,
                         help=preset_help("untimed inferences before timing", "warmup"))
-    parser.add_argument("--max_seconds", type=float, default=argparse.SUPPRESS,
+    parser.add_argument("--max-seconds", type=float, default=argparse.SUPPRESS,
                         help=preset_help("time budget per timed loop: slow models stop early (>= 10 runs)",
                                          "max_seconds"))
     parser.add_argument("--batch", type=str, default="1,32", help="comma-separated batch sizes for throughput")
@@ -371,16 +371,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", type=Path, default=argparse.SUPPRESS,
                         help="the .keras model for the baselines "
                              f"(default: {models_dir() / (DEFAULT_STEM + '.keras')})")
-    parser.add_argument("--no_baselines", action="store_true", help="skip the Keras rows (and TensorFlow altogether)")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the Keras rows (and TensorFlow altogether)")
     parser.add_argument("--photos", type=Path, default=None,
                         help="a folder of photos to time still reading on (seconds per photo, decode included), "
                              "beside the rendered 12-megapixel page of the end-to-end run")
-    parser.add_argument("--e2e_frames", type=int, default=argparse.SUPPRESS,
+    parser.add_argument("--e2e-frames", type=int, default=argparse.SUPPRESS,
                         help=preset_help("frames of the rendered 640x480 clip for the end-to-end run; 0 skips it",
                                          "e2e_frames"))
-    parser.add_argument("--cold_runs", type=int, default=argparse.SUPPRESS,
+    parser.add_argument("--cold-runs", type=int, default=argparse.SUPPRESS,
                         help=preset_help("cold starts per model (median reported); 0 skips them", "cold_runs"))
-    parser.add_argument("--no_pin", action="store_true",
+    parser.add_argument("--no-pin", action="store_true",
                         help="do not pin each row to as many cores as it has threads")
     parser.add_argument("--quick", action="store_true", help="small numbers for a run of a few seconds per row")
     parser.add_argument("--json", type=Path, default=None, help="write every result (and the raw latencies) here")
@@ -402,7 +402,7 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         if chosen[flag] < minimum:
             raise OptionError(f"--{flag} {chosen[flag]}: must be at least {minimum}")
     if not chosen["max_seconds"] > 0:
-        raise OptionError(f"--max_seconds {chosen['max_seconds']}: must be more than 0")
+        raise OptionError(f"--max-seconds {chosen['max_seconds']}: must be more than 0")
 
     given_models = getattr(args, "models", [])
     for path in given_models:

@@ -11,14 +11,14 @@ from export.formats import FORMATS
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", default="models/cnn.keras", help="the .keras model to export")
-    parser.add_argument("--out_dir", default=None, help="where to write the files and manifest.json "
+    parser.add_argument("--out-dir", default=None, help="where to write the files and manifest.json "
                         "(default: the model's folder)")
     parser.add_argument("--formats", default="all",
                         help=f"comma-separated subset of: {', '.join(FORMATS)}")
     parser.add_argument("--data", default=None, help="MNIST IDX folder (default: $DIGITS_MNIST_DIR)")
-    parser.add_argument("--calibration_size", type=int, default=500,
+    parser.add_argument("--calibration-size", type=int, default=500,
                         help="training images used to calibrate int8 ranges")
-    parser.add_argument("--max_drop", type=float, default=0.3,
+    parser.add_argument("--max-drop", type=float, default=0.3,
                         help="largest accuracy loss against Keras, in points, before an artifact is refused")
 
 
@@ -40,7 +40,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"digits export: {error}", file=sys.stderr)
         return 2
     if args.calibration_size < 1:
-        print("digits export: --calibration_size must be at least 1", file=sys.stderr)
+        print("digits export: --calibration-size must be at least 1", file=sys.stderr)
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     from export.exporter import ExportError, export_model

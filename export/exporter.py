@@ -162,7 +162,7 @@ def write_and_verify(fmt: ExportFormat, model, out_dir: Path, stem: str, calibra
         drop_points = 100 * (keras_accuracy - result.accuracy)
         if drop_points > max_drop_points:
             raise ExportError(f"{final.name}: accuracy {100 * result.accuracy:.2f}% is {drop_points:.2f} points below "
-                              f"Keras ({100 * keras_accuracy:.2f}%), more than --max_drop {max_drop_points}; not written")
+                              f"Keras ({100 * keras_accuracy:.2f}%), more than --max-drop {max_drop_points}; not written")
         io = describe_io(classifier)
         del classifier  # release the file before it is moved
     except BaseException:

@@ -124,7 +124,7 @@ def test_without_tensorflow_the_keras_rows_are_absent_with_a_note(tmp_path):
     (("--threads", "1,two"), "--threads"),
     (("--batch", ""), "--batch"),
     (("--runs", "0"), "--runs"),
-    (("--max_seconds", "0"), "--max_seconds"),
+    (("--max_seconds", "0"), "--max-seconds"),  # the old spelling is accepted, the message names the new one
     (("weights.h5",), "weights.h5"),
     (("missing_int8.tflite",), "missing_int8.tflite"),
     (("--data", "/nonexistent/mnist"), "--data"),

@@ -1,4 +1,4 @@
-from conftest import run_digits
+from conftest import ROOT, run_digits
 
 
 def test_help_lists_every_subcommand():
@@ -58,3 +58,14 @@ def test_version_is_the_package_version():
 
     result = run_digits("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"digits {version('digits-edge')}"
+
+
+def test_options_are_kebab_case_and_the_old_spellings_still_work(tmp_path):
+    for command in ("predict", "run", "bench", "export", "train"):
+        shown = run_digits(command, "--help").stdout
+        assert "--min_confidence" not in shown and "--max_frames" not in shown and "--batch_size" not in shown
+    assert "--max-frames" in run_digits("run", "--help").stdout
+    image = str(ROOT / "tests" / "data" / "handdrawn" / "4.png")
+    for spelling in ("--min-confidence", "--min_confidence"):
+        result = run_digits("predict", image, spelling, "0.9", "--format", "jsonl")
+        assert result.returncode == 0 and '"digit": 4' in result.stdout, result.stderr

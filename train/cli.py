@@ -9,13 +9,13 @@ import sys
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", choices=["cnn", "mlp"], default="cnn", help="architecture")
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch_size", type=int, default=128)
-    parser.add_argument("--learning_rate", type=float, default=3e-3, help="peak learning rate (cosine schedule)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--learning-rate", type=float, default=3e-3, help="peak learning rate (cosine schedule)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--validation_split", type=float, default=0.1,
+    parser.add_argument("--validation-split", type=float, default=0.1,
                         help="share of the training set held out to pick the best epoch")
     parser.add_argument("--subset", type=int, default=None, help="train on only the first N images (quick runs)")
-    parser.add_argument("--no_augment", action="store_true", help="train on plain MNIST")
+    parser.add_argument("--no-augment", action="store_true", help="train on plain MNIST")
     parser.add_argument("--data", default=None,
                         help="folder with the MNIST IDX files (default: $DIGITS_MNIST_DIR, else download)")
     parser.add_argument("--output", "-o", default="models/cnn.keras", help="where to save the .keras model")
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     if args.epochs < 1 or args.batch_size < 1 or not 0 < args.validation_split < 1:
-        print("digits train: --epochs and --batch_size must be >= 1 and --validation_split in (0, 1)",
+        print("digits train: --epochs and --batch-size must be >= 1 and --validation-split in (0, 1)",
               file=sys.stderr)
         return 2
     if not args.output.endswith(".keras"):
