@@ -18,7 +18,6 @@ import numpy as np
 from edge_app.preprocess import to_model_batch
 from edge_app.stderr import native_stderr_silenced
 
-
 MAX_THREADS = 256  # far more than any edge device has cores; the runtimes crash on absurd counts (100000)
 
 
@@ -206,12 +205,14 @@ def check_shapes(path: Path, input_shape, output_shape) -> None:
     for something else would otherwise load fine and crash at the first image, or answer garbage."""
     dims = [_dimension(d) for d in input_shape]
     if len(dims) != 4 or tuple(dims[1:]) != INPUT_SHAPE:
-        raise ModelError(f"{path}: takes input {[_dimension(d) or -1 for d in input_shape]}, but the app feeds (n, 28, 28, 1) "
-                         "grey digits; use a model exported by `digits export`")
+        shown = [_dimension(d) or -1 for d in input_shape]
+        raise ModelError(f"{path}: takes input {shown}, but the app feeds (n, 28, 28, 1) grey digits; "
+                         "use a model exported by `digits export`")
     outs = [_dimension(d) for d in output_shape]
     if len(outs) != 2 or outs[1] != CLASSES:
-        raise ModelError(f"{path}: gives output {[_dimension(d) or -1 for d in output_shape]}, but the app expects (n, {CLASSES}) "
-                         "digit probabilities; use a model exported by `digits export`")
+        shown = [_dimension(d) or -1 for d in output_shape]
+        raise ModelError(f"{path}: gives output {shown}, but the app expects (n, {CLASSES}) digit probabilities; "
+                         "use a model exported by `digits export`")
 
 
 def check_manifest_hash(path: Path) -> None:

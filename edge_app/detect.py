@@ -1,18 +1,19 @@
 """Find the handwritten digits in a camera frame or photo: pure functions from a frame to boxes and crops.
 
 Detection runs on a grayscale working copy of the frame (the longer side `DetectorConfig.working_size`
-px: 256 for live frames, 1024 for photos, where a whole page of small digits must be seen), so its
+px: 256 for live frames, 1280 for photos, where a whole page of small digits must be seen), so its
 cost does not grow with the camera resolution, and every threshold is relative to that copy's size,
-not a pixel count; all of them live in `DetectorConfig`. Ink is whatever is darker than its neighbourhood (an adaptive threshold). Paper and
-ink levels are read on a light-normalised twin of that copy (each pixel over the paper level under
-it), so shadows and light gradients across the card do not count as uneven paper. Blobs mostly of a
-hue no pen writes (skin, paint) are dropped first. A blob of ink counts as a digit when its size,
-aspect and ink fill look like a written digit, it does not touch a live frame's border, and it sits on
-plain paper: the ring around it is light, even and grey, with coloured pixels (the fingers holding
-the card) tolerated as occluders. That is what rejects the card's own edge, the fingers and the
-clutter behind it. Crops come from the full-resolution frame, with other ink (a neighbouring digit,
-the card edge) painted over with the paper's colour, so that `preprocess.to_mnist_input` sees one
-digit alone. `detect` also returns every refused candidate with the test that refused it (`--debug`).
+not a pixel count; all of them live in `DetectorConfig`. Ink is whatever is darker than its
+neighbourhood (an adaptive threshold). Paper and ink levels are read on a light-normalised twin of
+that copy (each pixel over the paper level under it), so shadows and light gradients across the card
+do not count as uneven paper. In live frames, blobs mostly of a hue no pen writes (skin, paint) are
+dropped first. A blob of ink counts as a digit when its size, aspect and ink fill look like a written
+digit, it does not touch a live frame's border, and it sits on plain paper: the ring around it is
+light, even and grey, with coloured pixels (the fingers holding the card) tolerated as occluders.
+That is what rejects the card's own edge, the fingers and the clutter behind it. Crops come from the
+full-resolution frame, with other ink (a neighbouring digit, the card edge) painted over with the
+paper's colour, so that `preprocess.to_mnist_input` sees one digit alone. `detect` also returns
+every refused candidate with the test that refused it (`--debug`).
 """
 from __future__ import annotations
 

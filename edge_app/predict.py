@@ -19,8 +19,16 @@ from edge_app.classifier import ModelError, load_classifier
 from edge_app.files import atomic_path
 from edge_app.images import ImageError
 from edge_app.models import default_model_path
-from edge_app.run import (DigitPipeline, DigitReading, FrameResult, add_reading_arguments, detector_configs, one_line,
-                          read_still, thread_count)
+from edge_app.run import (
+    DigitPipeline,
+    DigitReading,
+    FrameResult,
+    add_reading_arguments,
+    detector_configs,
+    one_line,
+    read_still,
+    thread_count,
+)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 DEFAULT_WINDOW = 7  # frames in the vote
-DEFAULT_MIN_CONFIDENCE = 0.5  # below this softmax probability a region is "no digit" (label smoothing caps confident reads near 0.97)
+# Below this softmax probability a region is "no digit" (label smoothing caps confident reads near 0.97).
+DEFAULT_MIN_CONFIDENCE = 0.5
 
 MAX_NUMBER_GAP = 4.0  # digit heights: the widest gap between neighbours on one line (widely spaced rows)
 MIN_SPLIT_GAP = 0.6  # digit heights: a narrower gap never separates two numbers

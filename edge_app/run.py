@@ -23,14 +23,34 @@ import cv2
 import numpy as np
 
 from edge_app.classifier import MAX_THREADS, Classifier, ModelError, load_classifier
-from edge_app.detect import (LIVE, MIN_FRAME_SIZE, STILL, Box, DetectorConfig, DigitRegion, Rejected, config_with, detect,
-                             split_touching)
+from edge_app.detect import (
+    LIVE,
+    MIN_FRAME_SIZE,
+    STILL,
+    Box,
+    DetectorConfig,
+    DigitRegion,
+    Rejected,
+    config_with,
+    detect,
+    split_touching,
+)
 from edge_app.files import atomic_path, write_json_atomic
 from edge_app.images import read_still as read_image
 from edge_app.models import default_model_path
 from edge_app.preprocess import MNIST_SIZE, to_grayscale, to_mnist_input
-from edge_app.readout import (CARD_HEIGHT_RATIO, DEFAULT_MIN_CONFIDENCE, DEFAULT_WINDOW, PAGE_HEIGHT_RATIO, Line,
-                              StableReadout, held_up_lines, lines_text, read_lines, writing_angle)
+from edge_app.readout import (
+    CARD_HEIGHT_RATIO,
+    DEFAULT_MIN_CONFIDENCE,
+    DEFAULT_WINDOW,
+    PAGE_HEIGHT_RATIO,
+    Line,
+    StableReadout,
+    held_up_lines,
+    lines_text,
+    read_lines,
+    writing_angle,
+)
 from edge_app.service import heartbeat, notify
 from edge_app.sources import CameraOptions, SourceError, open_source
 
@@ -590,7 +610,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="camera index, video file, image file, folder or glob of images, stream URL, or 'picamera'")
     parser.add_argument("--model", type=Path, default=None,
                         help="a .tflite or .onnx model (default: $DIGITS_MODEL, else models/cnn_int8.tflite)")
-    parser.add_argument("--threads", type=thread_count, default=None, help="CPU threads for the model (default: runtime's choice)")
+    parser.add_argument("--threads", type=thread_count, default=None,
+                        help="CPU threads for the model (default: runtime's choice)")
     parser.add_argument("--vote-window", type=_positive_int, default=DEFAULT_WINDOW,
                         help="frames in the vote that steadies the shown number")
     parser.add_argument("--max-frames", dest="max_frames", type=_positive_int, default=None,

@@ -91,7 +91,9 @@ def describe_io(classifier: Classifier) -> dict:
         return details
     if isinstance(classifier, OnnxClassifier):
         inp, out = classifier.session.get_inputs()[0], classifier.session.get_outputs()[0]
-        as_shape = lambda shape: [d if isinstance(d, int) else -1 for d in shape]
+        def as_shape(shape):
+            return [d if isinstance(d, int) else -1 for d in shape]
+
         return {"input": {"name": inp.name, "shape": as_shape(inp.shape), "dtype": "float32", "layout": "NHWC",
                           "quantization": None},
                 "output": {"name": out.name, "shape": as_shape(out.shape), "dtype": "float32", "quantization": None}}

@@ -10,8 +10,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import MNIST_DIR, MODELS, ROOT, needs_mnist, run_digits
 from export.profiler import summarize, time_calls
+
+from conftest import MNIST_DIR, MODELS, ROOT, needs_mnist, run_digits
 
 INT8_TFLITE = MODELS / "cnn_int8.tflite"
 FLOAT_ONNX = MODELS / "cnn_float32.onnx"

@@ -5,8 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import needs_mnist
 from edge_app.detect import Box, find_digit_regions, find_digits
+
+from conftest import needs_mnist
 
 
 def _card_scene(digits: list[np.ndarray], size=(480, 640), seed=0) -> np.ndarray:

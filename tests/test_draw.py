@@ -4,8 +4,9 @@ from __future__ import annotations
 import cv2
 import pytest
 
-from conftest import MODELS, run_digits
 from edge_app.draw import new_canvas, read_canvas, render_view
+
+from conftest import MODELS, run_digits
 
 MODEL = MODELS / "cnn_int8.tflite"
 needs_model = pytest.mark.skipif(not MODEL.is_file(), reason=f"{MODEL} not exported yet")

@@ -5,6 +5,7 @@ import cv2
 import pytest
 
 from export.formats import FORMATS
+
 from conftest import needs_mnist, run_digits
 from rendering import render_on_paper
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from edge_app.mnist import MnistNotFound, load_split, read_idx
+
 from conftest import needs_mnist
 
 

@@ -8,6 +8,7 @@ import pytest
 from edge_app.classifier import load_classifier
 from edge_app.evaluate import evaluate
 from export.formats import FORMATS
+
 from conftest import MODELS, needs_mnist
 
 MANIFEST = json.loads((MODELS / "manifest.json").read_text())

@@ -4,6 +4,7 @@ import pytest
 
 from edge_app.classifier import load_classifier
 from edge_app.preprocess import to_grayscale, to_mnist_input, to_model_batch
+
 from conftest import MODELS, needs_mnist
 from rendering import render_on_paper
 
@@ -56,7 +57,9 @@ def test_mnist_digits_come_back_as_mnist(sample):
         again = to_mnist_input(image).astype(np.float32) / 255
         original = image.astype(np.float32) / 255
         overlaps.append((again * original).sum() / np.sqrt((again ** 2).sum() * (original ** 2).sum()))
-        centre = lambda im: (np.indices(im.shape) * im).sum(axis=(1, 2)) / im.sum()
+        def centre(im):
+            return (np.indices(im.shape) * im).sum(axis=(1, 2)) / im.sum()
+
         offsets.append(centre(again) - centre(original))
     assert np.median(overlaps) > 0.97  # most come back pixel for pixel; rounding the shift costs a few
     assert np.abs(np.mean(offsets, axis=0)).max() < 0.15  # no systematic off-centre placement

@@ -8,8 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import MODELS, ROOT, needs_mnist, run_digits
 from edge_app.readout import StableReadout, held_up_lines, lines_text, read_lines, writing_angle
+
+from conftest import MODELS, ROOT, needs_mnist, run_digits
 
 MODEL = MODELS / "cnn_int8.tflite"
 needs_model = pytest.mark.skipif(not MODEL.is_file(), reason=f"{MODEL} not exported yet")

@@ -231,6 +231,7 @@ def test_real_photos_meet_their_floors():
     sys.path.insert(0, str(ROOT / "tests"))
     from edge_app.classifier import load_classifier
     from edge_app.run import DigitPipeline
+
     from score_real import score_photo, summary_rows
 
     pipeline = DigitPipeline(load_classifier(MODEL, threads=1))
