@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "run": ("edge_app.run", "read digits live from a webcam, video, images or Picamera2"),
     "draw": ("edge_app.draw", "draw a digit with the mouse and watch the model read it"),
     "bench": ("export.bench", "benchmark the models: latency, throughput, size, accuracy"),
+    "doctor": ("edge_app.doctor", "check this device: versions, runtimes, models against the manifest, cameras"),
 }
 
 

@@ -71,3 +71,18 @@ def test_a_model_of_the_wrong_shape_is_refused_at_load(tmp_path, input_shape, cl
         result = run_digits(*command, "--model", str(model))
         assert result.returncode == 2 and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr and str(model) in result.stderr
+
+
+def test_doctor_checks_every_model_against_its_manifest(tmp_path):
+    shipped_copy = tmp_path / "models"
+    shutil.copytree(MODELS, shipped_copy, ignore=shutil.ignore_patterns("*.keras", "*.train.json"))
+    healthy = run_digits("doctor", "--models", str(shipped_copy), "--cameras", "0", "--format", "jsonl")
+    checks = {c["item"]: c for c in map(__import__("json").loads, healthy.stdout.splitlines())}
+    assert healthy.returncode == 0 and "Traceback" not in healthy.stderr
+    assert checks["cnn_int8.tflite"]["status"] == "ok" and "sha256 ok" in checks["cnn_int8.tflite"]["detail"]
+    assert {"digits", "numpy", "opencv-python", "display", "picamera2"} <= set(checks)
+    model = shipped_copy / "cnn_int8.onnx"
+    model.write_bytes(model.read_bytes()[:-1] + b"\0")
+    broken = run_digits("doctor", "--models", str(shipped_copy), "--cameras", "0")
+    assert broken.returncode == 1 and "FAIL  cnn_int8.onnx" in broken.stdout
+    assert broken.stderr.strip() == "digits doctor: 1 problem(s): cnn_int8.onnx"
