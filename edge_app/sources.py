@@ -10,8 +10,10 @@ long as it takes, and the app says so on stderr instead of dying; `--give-up-aft
 from __future__ import annotations
 
 import glob
+import queue
 import stat
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp:/
 REOPEN_BACKOFF_S = (0.2, 0.5, 1.0)
 REMIND_EVERY_S = 30.0  # while a source stays away, say so again this often
 MAX_FAILED_READS = 5  # consecutive empty reads before a camera counts as gone
+PICAMERA_CAPTURE_TIMEOUT_S = 2.0  # a CSI capture that takes longer is taken as a wedged camera
 STREAM_TIMEOUT_MS = 2000  # a stream that connects or sends nothing for this long counts as gone (a frozen stream)
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 
@@ -196,25 +199,113 @@ class ImageListSource:
         self.close()
 
 
+class _Worker:
+    """One daemon thread that runs calls for the caller and gives up waiting after a timeout.
+
+    A daemon thread, so that a capture stuck forever in native code cannot keep the process from exiting.
+    """
+
+    def __init__(self):
+        self._requests: queue.Queue = queue.Queue()
+        threading.Thread(target=self._serve, daemon=True, name="picamera-capture").start()
+
+    def _serve(self) -> None:
+        while True:
+            function, answer = self._requests.get()
+            try:
+                answer.put((True, function()))
+            except BaseException as error:  # handed to the caller, which decides
+                answer.put((False, error))
+
+    def call(self, function, timeout: float):
+        """function() on the worker thread; TimeoutError when it has not returned after `timeout` seconds."""
+        answer: queue.Queue = queue.Queue(maxsize=1)
+        self._requests.put((function, answer))
+        try:
+            ok, value = answer.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError from None
+        if not ok:
+            raise value
+        return value
+
+
 class PicameraFrames:
-    """Adapts `edge_app.picamera.PicameraSource` (imported only here) to the (frame, time_ms) protocol."""
+    """Adapts `edge_app.picamera.PicameraSource` (imported only here) to the (frame, time_ms) protocol.
+
+    A capture that fails (the camera dropped off the bus, libcamera errors) or does not return within
+    PICAMERA_CAPTURE_TIMEOUT_S (a wedged pipeline) closes the camera and re-opens it, as OpenCV sources
+    are re-opened: every second, for as long as it takes, unless --give_up_after says otherwise.
+    """
 
     def __init__(self, options: CameraOptions):
         from edge_app.picamera import PicameraError, PicameraSource
 
+        self._error, self._make = PicameraError, PicameraSource
+        self.options = options
         try:
-            self._camera = PicameraSource(options.width or 640, options.height or 480)
+            self._camera = self._open()
         except PicameraError as error:
             raise SourceError(f"--source picamera: {error}") from None
         self.name = self._camera.name
         self._start = time.perf_counter()
+        self._worker = _Worker()
+
+    def _open(self):
+        return self._make(self.options.width or 640, self.options.height or 480)
 
     def read(self) -> tuple[np.ndarray, float] | None:
-        frame = self._camera.read()
-        return None if frame is None else (frame, _clock_ms(self._start))
+        while True:
+            problem = None
+            if self._camera is not None:
+                try:
+                    frame = self._worker.call(self._camera.read, PICAMERA_CAPTURE_TIMEOUT_S)
+                except TimeoutError:
+                    problem = f"no frame within {PICAMERA_CAPTURE_TIMEOUT_S:g} s"
+                    self._worker = _Worker()  # the stuck capture keeps its (daemon) thread; the next gets a new one
+                except Exception as error:  # libcamera/Picamera2 raise RuntimeError and friends
+                    problem = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+                else:
+                    if frame is not None:
+                        return frame, _clock_ms(self._start)
+                    problem = "the camera was closed"
+            self._reopen(problem or "not open")
+
+    def _reopen(self, problem: str) -> None:
+        self._close_camera()
+        lost = time.perf_counter()
+        print(f"{self.name} stopped delivering frames ({problem}); re-opening until it is back",
+              file=sys.stderr, flush=True)
+        reminded, attempt = lost, 0
+        while True:
+            time.sleep(REOPEN_BACKOFF_S[min(attempt, len(REOPEN_BACKOFF_S) - 1)])
+            heartbeat()
+            attempt += 1
+            away = time.perf_counter() - lost
+            try:
+                self._camera = self._open()
+            except self._error:
+                self._camera = None
+            if self._camera is not None:
+                print(f"{self.name} is back after {away:.1f} s", file=sys.stderr, flush=True)
+                return
+            limit = self.options.give_up_after
+            if limit is not None and away >= limit:
+                raise SourceError(f"{self.name} has been away for {away:.0f} s (--give-up-after {limit:g}): giving up")
+            if time.perf_counter() - reminded >= REMIND_EVERY_S:
+                reminded = time.perf_counter()
+                print(f"{self.name} still away after {away:.0f} s; still trying", file=sys.stderr, flush=True)
+
+    def _close_camera(self) -> None:
+        camera, self._camera = self._camera, None
+        if camera is not None:
+            try:
+                camera.close()
+            except Exception:  # a camera that failed may fail to stop too; it is being replaced anyway
+                pass
 
     def close(self) -> None:
-        self._camera.close()
+        self._close_camera()
 
     def __enter__(self):
         return self

@@ -191,3 +191,36 @@ def test_digits_run_without_picamera2_is_one_line_naming_the_fix(tmp_path):
     assert "Traceback" not in result.stderr
     assert "sudo apt install python3-picamera2" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+FLAKY_PICAMERA2_PACKAGE = FAKE_PICAMERA2_PACKAGE.replace('''    def capture_array(self, stream="main"):
+        import cv2''', '''    opened = 0  # cameras opened in this process
+
+    def capture_array(self, stream="main"):
+        import cv2
+        import time
+        self.captures = getattr(self, "captures", 0) + 1
+        if Picamera2.opened == 1 and self.captures == 5:
+            if FAILURE == "hang":
+                time.sleep(3600)  # a wedged libcamera pipeline: the call never returns
+            raise RuntimeError("Camera frontend has timed out!")''').replace('''    def start(self):
+        pass''', '''    def start(self):
+        Picamera2.opened += 1''')
+
+
+@pytest.mark.skipif(not (MODELS / "cnn_int8.tflite").is_file(), reason="models/cnn_int8.tflite not exported yet")
+@pytest.mark.parametrize("failure", ["error", "hang"])
+def test_a_csi_camera_that_fails_or_hangs_is_reopened(tmp_path, failure):
+    """The 5th capture raises (libcamera's frontend timeout) or never returns: the camera is closed and
+    opened again, frames keep coming, and stderr says what happened, without a traceback."""
+    (tmp_path / "picamera2").mkdir()
+    (tmp_path / "picamera2" / "__init__.py").write_text(f"FAILURE = {failure!r}\n" + FLAKY_PICAMERA2_PACKAGE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run([sys.executable, "-m", "edge_app", "run", "--source", "picamera", "--headless",
+                             "--format", "jsonl", "--max-frames", "10", "--width", "320", "--height", "240"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    frames = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(frames) == 10 and [d["digit"] for d in frames[-1]["digits"]] == [7]
+    expected = "no frame within 2 s" if failure == "hang" else "Camera frontend has timed out"
+    assert expected in result.stderr and "is back after" in result.stderr
