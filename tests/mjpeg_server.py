@@ -25,8 +25,9 @@ class MjpegStream:
     """Serves one JPEG over and over on 127.0.0.1:`port`; `cut()` drops every viewer and stops listening,
     `restore()` listens again, `frozen` keeps connections open but sends nothing."""
 
-    def __init__(self, port: int = 0, jpeg: bytes | None = None):
+    def __init__(self, port: int = 0, jpeg: bytes | None = None, interval_s: float = FRAME_INTERVAL_S):
         self.jpeg = jpeg or card_frame()
+        self.interval_s = interval_s
         self.frozen = False
         self._cut = threading.Event()
         self._server = None
@@ -54,7 +55,7 @@ class MjpegStream:
                         if not stream.frozen:
                             self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
                                              % len(stream.jpeg) + stream.jpeg + b"\r\n")
-                        time.sleep(FRAME_INTERVAL_S)
+                        time.sleep(stream.interval_s)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 

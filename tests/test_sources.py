@@ -160,3 +160,36 @@ def test_systemd_hears_ready_and_heartbeats(stream, tmp_path):
         listener.close()
     assert result.returncode == 0, result.stderr
     assert messages[0] == "READY=1" and messages.count("WATCHDOG=1") >= 3, messages
+
+
+def _rss_kib(pid: int) -> int:
+    return int(next(line.split()[1] for line in open(f"/proc/{pid}/status") if line.startswith("VmRSS")))
+
+
+@pytest.mark.slow
+def test_ten_thousand_frames_without_growing():
+    """`digits run --headless` on a fast stream for 10,000 frames: RSS flat (<= 2 MB growth after warm-up),
+    peak <= 120 MB."""
+    fast = MjpegStream(interval_s=0.002)
+    app = RunningApp(fast.url, "--max-frames", "10000")
+    try:
+        samples = {}
+        deadline = time.monotonic() + 600
+        while app.process.poll() is None and time.monotonic() < deadline:
+            count = len(app.frames)
+            for mark in (1000, 9000):
+                if count >= mark and mark not in samples:
+                    samples[mark] = _rss_kib(app.process.pid)
+            if count >= 9000 and 9000 in samples:
+                peak = int(next(line.split()[1] for line in open(f"/proc/{app.process.pid}/status")
+                                if line.startswith("VmHWM")))
+                break
+            time.sleep(0.05)
+        app.process.wait(timeout=120)
+    finally:
+        code, errors = app.stop()
+        fast.close()
+    assert code == 0 and len(app.frames) == 10000, errors[-2000:]
+    growth_mb = (samples[9000] - samples[1000]) / 1024
+    print(f"RSS {samples[1000] / 1024:.1f} MB at frame 1000, {samples[9000] / 1024:.1f} MB at 9000; peak {peak / 1024:.1f} MB")
+    assert growth_mb <= 2.0 and peak / 1024 <= 120
