@@ -134,6 +134,10 @@ def main(args: argparse.Namespace) -> int:
     except (ModelError, ValueError) as error:
         print(f"digits predict: {error}", file=sys.stderr)
         return 2
+    if args.save_inputs is not None and args.save_inputs.exists() and not args.save_inputs.is_dir():
+        print(f"digits predict: --save-inputs {args.save_inputs}: is a file; give a folder (it is created if missing)",
+              file=sys.stderr)
+        return 2
     pipeline = DigitPipeline(classifier, args.min_confidence, live_detector=live, still_detector=still)
     paths, failures = expand_inputs(args.paths)
     for message in failures:

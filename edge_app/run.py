@@ -508,13 +508,26 @@ def run(options: RunOptions) -> int:
                 if key == KEY_PAUSE:
                     paused = not paused
                 elif key == KEY_SNAPSHOT and shown is not None:
-                    path = options.snapshot_dir / f"digits_snapshot_{index:05d}.png"
-                    cv2.imwrite(str(path), shown)
-                    print(f"snapshot saved to {path}", file=sys.stderr)
+                    print(save_snapshot(options.snapshot_dir / f"digits_snapshot_{index:05d}.png", shown),
+                          file=sys.stderr)
         finally:
             if show:
                 cv2.destroyAllWindows()
         return 1 if getattr(source, "failures", 0) else 0
+
+
+def save_snapshot(path: Path, image: np.ndarray) -> str:
+    """Write the window's picture (complete or not at all); the one line saying what happened."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ok, encoded = cv2.imencode(".png", image)
+        if not ok:
+            return "snapshot not saved: the frame cannot be encoded as PNG"
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(encoded.tobytes())
+    except OSError as error:
+        return f"snapshot not saved to {path}: {error.strerror or error}; pick another --snapshot-dir"
+    return f"snapshot saved to {path}"
 
 
 def save_debug(folder: Path, result: FrameResult, overlay: np.ndarray) -> None:

@@ -75,8 +75,8 @@ def goals(report) -> list[str]:
 
 
 def _aligned(headers: list[str], body: list[list[str]]) -> str:
-    widths = [max(len(headers[i]), *(len(cells[i]) for cells in body if not cells[4].startswith("ERROR")))
-              if body else len(headers[i]) for i in range(len(headers))]
+    measured = [cells for cells in body if not cells[4].startswith("ERROR")]
+    widths = [max([len(headers[i])] + [len(cells[i]) for cells in measured]) for i in range(len(headers))]
     lines = ["  ".join(h.rjust(w) if i >= 2 else h.ljust(w) for i, (h, w) in enumerate(zip(headers, widths)))]
     for cells in body:
         if cells[4].startswith("ERROR"):

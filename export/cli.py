@@ -42,10 +42,13 @@ def main(args: argparse.Namespace) -> int:
     if args.calibration_size < 1:
         print("digits export: --calibration-size must be at least 1", file=sys.stderr)
         return 2
+    model = Path(args.model)
+    if not model.is_file():  # said before TensorFlow takes seconds to load
+        print(f"digits export: model {model} not found: train one with `digits train -o {model}`", file=sys.stderr)
+        return 1
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     from export.exporter import ExportError, export_model
 
-    model = Path(args.model)
     out_dir = Path(args.out_dir) if args.out_dir else model.parent
     try:
         reports, errors = export_model(model, out_dir, formats, args.data, args.calibration_size, args.max_drop,

@@ -199,3 +199,12 @@ def test_the_terminal_table_fits_a_100_column_ssh_terminal(tmp_path):
     table = result.stdout.split("\n\n")[0].splitlines()
     assert len(table) >= 2 and max(len(line) for line in table) <= 100, table
     assert "p90 ms" in (tmp_path / "table.md").read_text()  # the markdown table keeps p90
+
+
+def test_every_model_failing_is_still_a_report_with_json(tmp_path):
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"not a model" * 10)
+    result = run_digits("bench", str(broken), "--quick", "--no_baselines", "--json", str(tmp_path / "out.json"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    rows = json.loads((tmp_path / "out.json").read_text())["rows"]
+    assert len(rows) == 1 and rows[0]["error"]

@@ -1,4 +1,4 @@
-"""Hundreds of broken and hostile image files through `digits predict` and `digits run`: no traceback, no
+"""A thousand broken and hostile image files through `digits predict` and `digits run`: no traceback, no
 crash, and every undamaged image among them still answered."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 from conftest import ROOT, run_digits
 
 HANDDRAWN = ROOT / "tests" / "data" / "handdrawn"
-MUTANTS = 300
+MUTANTS = 1000
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

@@ -184,3 +184,19 @@ def test_pen_drawn_digits_not_from_mnist_are_read(model):
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == 10
     assert all(row["digit"] == int(Path(row["path"]).stem) for row in rows)
+
+
+def test_save_inputs_pointing_at_a_file_is_one_line(tmp_path):
+    target = tmp_path / "not_a_folder"
+    target.write_text("x")
+    result = run_digits("predict", str(HANDDRAWN / "1.png"), "--save-inputs", str(target))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"digits predict: --save-inputs {target}: is a file; give a folder " \
+                                     "(it is created if missing)"
+
+
+def test_export_of_a_missing_model_answers_before_loading_tensorflow():
+    code = ("import sys\nfrom edge_app.cli import main\nstatus = main(['export', '/no/such/model.keras'])\n"
+            "print('TF' if 'tensorflow' in sys.modules else 'no TF')\nsys.exit(status)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and result.stdout.strip() == "no TF" and "not found" in result.stderr
