@@ -62,9 +62,17 @@ class CaptureSource:
         self.name = f"camera {target}" if isinstance(target, int) else str(target)
         self._start = time.perf_counter()
         self._failed_reads = 0
+        # A stream's reads run on a worker thread that the app waits for, so Ctrl-C acts at once even while
+        # a frozen stream holds a read for its 2 s timeout (OpenCV's read cannot be interrupted).
+        stream = isinstance(target, str) and target.lower().startswith(STREAM_PREFIXES)
+        self._reader = _Worker() if stream else None
         self._capture = self._open()
         if self._capture is None:
             raise SourceError(self._open_error())
+
+    def _read_quietly(self):
+        with native_stderr_silenced():  # FFmpeg's complaints about a cut stream
+            return self._capture.read()
 
     def _open_error(self) -> str:
         if isinstance(self.target, int):
@@ -107,9 +115,14 @@ class CaptureSource:
         while True:
             if self._capture is None:
                 ok, frame = False, None
+            elif self._reader is not None:
+                try:
+                    ok, frame = self._reader.call(self._read_quietly, STREAM_TIMEOUT_MS / 1000 + 1.0)
+                except TimeoutError:  # FFmpeg's own timeout did not fire: leave that capture to its thread
+                    self._capture, self._reader = None, _Worker()
+                    ok, frame = False, None
             else:
-                with native_stderr_silenced():  # FFmpeg's complaints about a cut stream
-                    ok, frame = self._capture.read()
+                ok, frame = self._read_quietly()
             if ok and frame is not None and frame.size:
                 self._failed_reads = 0
                 if self.live:
@@ -200,10 +213,9 @@ class ImageListSource:
 
 
 class _Worker:
-    """One daemon thread that runs calls for the caller and gives up waiting after a timeout.
-
-    A daemon thread, so that a capture stuck forever in native code cannot keep the process from exiting.
-    """
+    """One daemon thread that runs calls for the caller, who gives up waiting after a timeout and can be
+    interrupted (Ctrl-C) while waiting. A daemon thread, so that a capture stuck forever in native code
+    cannot keep the process from exiting."""
 
     def __init__(self):
         self._requests: queue.Queue = queue.Queue()

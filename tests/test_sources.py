@@ -193,3 +193,19 @@ def test_ten_thousand_frames_without_growing():
     growth_mb = (samples[9000] - samples[1000]) / 1024
     print(f"RSS {samples[1000] / 1024:.1f} MB at frame 1000, {samples[9000] / 1024:.1f} MB at 9000; peak {peak / 1024:.1f} MB")
     assert growth_mb <= 2.0 and peak / 1024 <= 120
+
+
+def test_ctrl_c_acts_at_once_even_on_a_frozen_stream(stream):
+    """OpenCV's read of a frozen stream blocks for its 2 s timeout; the app waits for it on another thread."""
+    import signal
+
+    app = RunningApp(stream.url)
+    assert app.first_frame_after(time.monotonic() - 1, timeout=20) is not None
+    stream.frozen = True
+    time.sleep(0.5)  # the app is now inside a read that will not return for 2 s
+    interrupted = time.monotonic()
+    app.process.send_signal(signal.SIGINT)
+    code = app.process.wait(timeout=10)
+    took = time.monotonic() - interrupted
+    _, errors = app.stop()
+    assert code == 130 and took <= 1.0 and "Traceback" not in errors, (code, took, errors[-500:])
