@@ -225,7 +225,7 @@ def check_manifest_hash(path: Path) -> None:
     except (OSError, ValueError):
         return  # no readable manifest: nothing to check against
     expected = entry.get("sha256") if isinstance(entry, dict) else None
-    if not expected:
+    if not isinstance(expected, str) or not expected:
         return
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != expected:

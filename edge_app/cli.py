@@ -56,15 +56,31 @@ class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def _kebab_case(parser: argparse.ArgumentParser) -> None:
-    """One flag style: every option is shown and accepted as --kebab-case; the --snake_case spellings the
-    commands were first written with stay accepted (they remain in the parser's table), unlisted in help."""
+    """One flag style: every option is shown and parsed as --kebab-case (`_kebab_argv` turns the
+    --snake_case spellings the commands were first written with into it before parsing)."""
     for action in parser._actions:
         long = [name for name in action.option_strings if name.startswith("--")]
         kebab = ["--" + name[2:].replace("_", "-") for name in long]
-        for name in kebab + ["--" + name[2:].replace("-", "_") for name in long]:
-            parser._option_string_actions.setdefault(name, action)
+        for old, new in zip(long, kebab):
+            parser._option_string_actions.pop(old, None)
+            parser._option_string_actions[new] = action
         action.option_strings = list(dict.fromkeys(
             [name for name in action.option_strings if not name.startswith("--")] + kebab))
+
+
+def _kebab_argv(argv: list[str]) -> list[str]:
+    """`--snake_case` options (and `--snake_case=value`) spelled the new way, values left alone; so both
+    spellings are accepted and a shortened `--vote` still matches only one option."""
+    spelled = []
+    for token in argv:
+        if token == "--":
+            spelled += argv[len(spelled):]
+            break
+        if token.startswith("--"):
+            name, equals, value = token.partition("=")
+            token = name.replace("_", "-") + equals + value
+        spelled.append(token)
+    return spelled
 
 
 def version() -> str:
@@ -99,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=_DefaultsFormatter)
     module.add_arguments(parser)
     _kebab_case(parser)
-    args = parser.parse_args(argv[1:])
+    args = parser.parse_args(_kebab_argv(argv[1:]))
     args.command_line = shlex.join(["digits", *argv])  # recorded in reports and the manifest
     try:
         return int(module.main(args) or 0)

@@ -17,6 +17,7 @@ every refused candidate with the test that refused it (`--debug`).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 
 import cv2
@@ -25,6 +26,11 @@ import numpy as np
 from edge_app.preprocess import to_grayscale
 
 MIN_FRAME_SIZE = 16  # px; anything smaller cannot show a readable digit
+
+
+# Upper bounds for DetectorConfig's settings (shares and ratios: 10; grey levels: 255), so that a typo cannot
+# ask for a 37 GB structuring element. These are the ones that differ.
+SETTING_LIMITS = {"working_size": 8192, "max_candidates": 100_000}
 
 
 @dataclass(frozen=True)
@@ -90,8 +96,13 @@ class DetectorConfig:
     def __post_init__(self):
         for item in fields(self):
             value = getattr(self, item.name)
-            if not isinstance(value, bool) and value < 0:
-                raise ValueError(f"detector setting {item.name}={value} must not be negative")
+            if isinstance(value, bool):
+                continue
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"detector setting {item.name}={value} must be a finite number, not negative")
+            limit = SETTING_LIMITS.get(item.name, 10.0 if isinstance(value, float) else 255)
+            if value > limit:
+                raise ValueError(f"detector setting {item.name}={value} is beyond its sensible range (at most {limit})")
         if self.working_size < 2 * MIN_FRAME_SIZE:
             raise ValueError(f"detector setting working_size={self.working_size} must be at least {2 * MIN_FRAME_SIZE}")
         if not 0 < self.min_digit_share < self.max_digit_share:

@@ -30,7 +30,13 @@ def default_model_path() -> Path:
 
 
 def read_manifest(folder: Path | None = None) -> dict:
+    """The folder's manifest.json; {"artifacts": {}} when there is none. ValueError when it is not a
+    manifest (not JSON, or not an object whose "artifacts" maps file names to objects)."""
     path = (folder or models_dir()) / MANIFEST_NAME
     if not path.is_file():
         return {"artifacts": {}}
-    return json.loads(path.read_text())
+    manifest = json.loads(path.read_text())
+    artifacts = manifest.get("artifacts", {}) if isinstance(manifest, dict) else None
+    if not isinstance(artifacts, dict) or not all(isinstance(entry, dict) for entry in artifacts.values()):
+        raise ValueError(f"{path}: not a manifest (expected {{\"artifacts\": {{FILE: {{...}}}}}})")
+    return manifest

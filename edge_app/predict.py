@@ -26,6 +26,7 @@ from edge_app.run import (
     add_reading_arguments,
     detector_configs,
     one_line,
+    output_folder_problem,
     read_still,
     thread_count,
 )
@@ -138,6 +139,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"digits predict: --save-inputs {args.save_inputs}: is a file; give a folder (it is created if missing)",
               file=sys.stderr)
         return 2
+    for folder, flag in ((args.save_inputs, "--save-inputs"), (args.debug_dir, "--debug-dir")):
+        if problem := output_folder_problem(folder, flag):
+            print(f"digits predict: {problem}", file=sys.stderr)
+            return 2
     pipeline = DigitPipeline(classifier, args.min_confidence, live_detector=live, still_detector=still)
     paths, failures = expand_inputs(args.paths)
     for message in failures:

@@ -210,8 +210,9 @@ class DigitPipeline:
             view, offset = _turned_part(np.asarray(frame), turn, around)
             # Detect at the frame's pixels per digit, whatever the size of the turned part.
             shape = np.asarray(frame).shape
+            share = config.min_digit_share * min(shape[:2]) / min(view.shape[:2])
             config = replace(config, working_size=round(config.working_size * max(view.shape[:2]) / max(shape[:2])),
-                             min_digit_share=config.min_digit_share * min(shape[:2]) / min(view.shape[:2]))
+                             min_digit_share=min(share, 0.99 * config.max_digit_share))
         detection = detect(view, config)
         regions, inputs = [], []
         for region in detection.regions:
@@ -311,6 +312,8 @@ def _turned_part(frame: np.ndarray, degrees: float, around) -> tuple[np.ndarray,
     Only the part where digits were seen (with a margin of a few digit heights) is turned: the canvas'
     empty corners would otherwise hold the frame's edges, which read as strokes.
     """
+    if frame.dtype != np.uint8:
+        frame = to_grayscale(frame)  # warpAffine takes few dtypes; detection reads grey anyway
     matrix, (width, height) = _turn_matrix(frame.shape, degrees)
     boxes = np.asarray(around, np.float64).reshape(-1, 4)
     corners = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:], boxes[:, :2] + boxes[:, 2:] * [1, 0],
@@ -598,6 +601,17 @@ def add_reading_arguments(parser: argparse.ArgumentParser) -> None:
                              "for headless use; implies --debug (default: none)")
 
 
+def output_folder_problem(folder: Path | None, flag: str) -> str | None:
+    """A one-line reason why an output folder option cannot be used (created when missing), or None."""
+    if folder is None:
+        return None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"{flag} {folder}: cannot be used as a folder ({error.strerror or error}); give a folder to write to"
+    return None
+
+
 def detector_configs(args: argparse.Namespace) -> tuple[DetectorConfig, DetectorConfig]:
     """(live, still) detector settings from --detector-config and --detector; ValueError with a one-line reason."""
     live, still = {}, {}
@@ -650,6 +664,9 @@ def main(args: argparse.Namespace) -> int:
         live, still = detector_configs(args)
     except ValueError as error:
         print(f"digits run: {error}", file=sys.stderr)
+        return 2
+    if problem := output_folder_problem(args.debug_dir, "--debug-dir"):
+        print(f"digits run: {problem}", file=sys.stderr)
         return 2
     options = RunOptions(source=args.source, model=args.model, threads=args.threads,
                          min_confidence=args.min_confidence, vote_window=args.vote_window,

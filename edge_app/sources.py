@@ -66,6 +66,11 @@ class CaptureSource:
         # a frozen stream holds a read for its 2 s timeout (OpenCV's read cannot be interrupted).
         stream = isinstance(target, str) and target.lower().startswith(STREAM_PREFIXES)
         self._reader = _Worker() if stream else None
+        # OpenCV's own log lines ("Stream timeout triggered") stay off stderr for as long as a stream is open.
+        self._log = getattr(cv2.utils, "logging", cv2)
+        self._log_level = self._log.getLogLevel()
+        if stream:
+            self._log.setLogLevel(0)
         self._capture = self._open()
         if self._capture is None:
             raise SourceError(self._open_error())
@@ -117,7 +122,8 @@ class CaptureSource:
                 ok, frame = False, None
             elif self._reader is not None:
                 try:
-                    ok, frame = self._reader.call(self._read_quietly, STREAM_TIMEOUT_MS / 1000 + 1.0)
+                    # Not silenced with a file-descriptor swap: that would hide the main thread's messages too.
+                    ok, frame = self._reader.call(self._capture.read, STREAM_TIMEOUT_MS / 1000 + 1.0)
                 except TimeoutError:  # FFmpeg's own timeout did not fire: leave that capture to its thread
                     self._capture, self._reader = None, _Worker()
                     ok, frame = False, None
@@ -163,8 +169,12 @@ class CaptureSource:
 
     def close(self) -> None:
         capture, self._capture = self._capture, None
-        if capture is not None:
+        # A capture still inside a read on the stream worker (Ctrl-C during a frozen stream) is left to the
+        # process' exit: releasing it under the read would pull its buffers away.
+        if capture is not None and not (self._reader is not None and self._reader.busy):
             capture.release()
+        if self._reader is not None:
+            self._log.setLogLevel(self._log_level)
 
     def __enter__(self):
         return self
@@ -219,15 +229,19 @@ class _Worker:
 
     def __init__(self):
         self._requests: queue.Queue = queue.Queue()
-        threading.Thread(target=self._serve, daemon=True, name="picamera-capture").start()
+        self.busy = False  # a call is running on the thread
+        threading.Thread(target=self._serve, daemon=True, name="capture").start()
 
     def _serve(self) -> None:
         while True:
             function, answer = self._requests.get()
+            self.busy = True
             try:
                 answer.put((True, function()))
             except BaseException as error:  # handed to the caller, which decides
                 answer.put((False, error))
+            finally:
+                self.busy = False
 
     def call(self, function, timeout: float):
         """function() on the worker thread; TimeoutError when it has not returned after `timeout` seconds."""
@@ -333,8 +347,10 @@ def open_source(source: str, options: CameraOptions = CameraOptions()):
     if source.isdigit():
         return CaptureSource(int(source), live=True, options=options)
     if source.lower().startswith(STREAM_PREFIXES):
-        # A video file served over HTTP ends like any video file; a stream is live and is re-opened.
-        is_file = urlsplit(source).path.lower().endswith(VIDEO_SUFFIXES)
+        # A video file served over HTTP ends like any video file; a stream (RTSP, UDP, an HTTP camera) is
+        # live and is re-opened.
+        is_file = source.lower().startswith(("http://", "https://")) and \
+            urlsplit(source).path.lower().endswith(VIDEO_SUFFIXES)
         return CaptureSource(source, live=not is_file, options=options)
     path = Path(source).expanduser()
     if path.is_dir():

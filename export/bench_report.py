@@ -108,7 +108,8 @@ def _still_lines(pipeline) -> list[str]:
                      f"{pipeline.still_12mp_p50_s:.3f} s (goal <= 0.3 s)")
     if pipeline.photos:
         lines.append(f"photos (--photos): {pipeline.photos} files, median {pipeline.photo_p50_s:.3f} s, "
-                     f"mean {pipeline.photo_mean_s:.3f} s per photo (goal: mean <= 0.5 s)")
+                     f"mean {pipeline.photo_mean_s:.3f} s per photo (goal: mean <= 0.5 s)"
+                     + (f"; {pipeline.unreadable_photos} unreadable, left out" if pipeline.unreadable_photos else ""))
     return lines
 
 

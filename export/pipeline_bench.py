@@ -43,6 +43,7 @@ class PipelineResult:
     photos: int = 0
     photo_p50_s: float | None = None
     photo_mean_s: float | None = None
+    unreadable_photos: int = 0  # files of --photos that could not be read (left out of the timings)
     error: str | None = None
 
 
@@ -72,7 +73,9 @@ def render_page_photo(path: Path, digits, seed: int = 0) -> None:
 
 
 def measure_stills(pipeline, page: Path, photos: Path | None) -> dict:
-    """Seconds per still through `read_still`, decode included: the rendered page, then every photo in `photos`."""
+    """Seconds per still through `read_still`, decode included: the rendered page, then every photo in `photos`
+    (a file that cannot be read is left out and counted)."""
+    from edge_app.images import ImageError
     from edge_app.run import read_still
 
     def seconds(path: Path) -> float:
@@ -84,7 +87,12 @@ def measure_stills(pipeline, page: Path, photos: Path | None) -> dict:
     result = {"still_12mp_p50_s": float(np.median([seconds(page) for _ in range(STILL_RUNS)]))}
     if photos is not None:
         files = sorted(p for p in Path(photos).iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
-        timings = [seconds(path) for path in files]
+        timings = []
+        for path in files:
+            try:
+                timings.append(seconds(path))
+            except ImageError:
+                result["unreadable_photos"] = result.get("unreadable_photos", 0) + 1
         if timings:
             result.update(photos=len(timings), photo_p50_s=float(np.median(timings)),
                           photo_mean_s=float(np.mean(timings)))

@@ -69,3 +69,9 @@ def test_options_are_kebab_case_and_the_old_spellings_still_work(tmp_path):
     for spelling in ("--min-confidence", "--min_confidence"):
         result = run_digits("predict", image, spelling, "0.9", "--format", "jsonl")
         assert result.returncode == 0 and '"digit": 4' in result.stdout, result.stderr
+
+
+def test_a_shortened_option_still_matches_one_option():
+    image = str(ROOT / "tests" / "data" / "handdrawn" / "4.png")
+    result = run_digits("run", "--source", image, "--headless", "--vote", "3")
+    assert result.returncode == 0 and result.stdout.strip().endswith(": 4"), result.stderr

@@ -209,3 +209,11 @@ def test_ctrl_c_acts_at_once_even_on_a_frozen_stream(stream):
     took = time.monotonic() - interrupted
     _, errors = app.stop()
     assert code == 130 and took <= 1.0 and "Traceback" not in errors, (code, took, errors[-500:])
+
+
+def test_only_http_urls_can_be_video_files(monkeypatch):
+    from edge_app import sources
+
+    monkeypatch.setattr(sources.CaptureSource, "_open", lambda self: object())
+    assert sources.open_source("rtsp://192.168.1.10:554/live.mp4").live is True
+    assert sources.open_source("http://host/video.mp4").live is False

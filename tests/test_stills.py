@@ -240,3 +240,46 @@ def test_real_photos_meet_their_floors():
     assert rows["single"]["exact"] >= 26, rows["single"]  # measured 27 of 27
     assert rows["line"]["exact"] >= 15, rows["line"]  # measured 16 of 16
     assert rows["page"]["digits_right"] >= 0.89 * rows["page"]["digits"], rows["page"]  # measured 92.0%
+
+
+@needs_mnist
+def test_odd_dtypes_and_tight_settings_survive_a_turned_page(mnist_test):
+    """A turned page as int32 pixels, and detector settings whose minimum the turned view would lift above
+    the maximum: read, never a traceback."""
+    from edge_app.classifier import load_classifier
+    from edge_app.detect import STILL, config_with
+    from edge_app.run import DigitPipeline
+
+    page = render_page([_digits(mnist_test, "72104")], size=(1500, 1500), turn=35)
+    tight = DigitPipeline(load_classifier(MODEL), still_detector=config_with(
+        STILL, {"min_digit_share": "0.05", "max_digit_share": "0.08"}))
+    assert isinstance(tight.process(page, still=True).text, str)
+    plain = DigitPipeline(load_classifier(MODEL))
+    assert plain.process(page.astype(np.int32), still=True).text == "72104"
+
+
+@pytest.mark.parametrize("manifest", ["[]", '"x"', '{"artifacts": []}', '{"artifacts": {"cnn_int8.tflite": null}}'])
+def test_a_manifest_of_the_wrong_shape_is_no_traceback(tmp_path, manifest):
+    import shutil
+
+    shutil.copy(MODEL, tmp_path / MODEL.name)
+    (tmp_path / "manifest.json").write_text(manifest)
+    image = str(ROOT / "tests" / "data" / "handdrawn" / "7.png")
+    predicted = run_digits("predict", image, "--model", str(tmp_path / MODEL.name))
+    assert predicted.returncode == 0 and "Traceback" not in predicted.stderr
+    doctor = run_digits("doctor", "--models", str(tmp_path), "--cameras", "0")
+    assert doctor.returncode == 1 and "Traceback" not in doctor.stderr
+
+
+@pytest.mark.parametrize("setting", ["block_share=inf", "paper_share=1000", "working_size=100000", "ring_share=nan"])
+def test_absurd_detector_settings_are_refused(setting):
+    result = run_digits("predict", str(ROOT / "tests" / "data" / "handdrawn" / "7.png"), "--detector", setting)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and setting.split("=")[0] in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--save-inputs", "--debug-dir"])
+def test_output_folders_that_cannot_be_made_are_one_line(tmp_path, flag):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    result = run_digits("predict", str(ROOT / "tests" / "data" / "handdrawn" / "7.png"), flag, str(blocker / "sub"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr and flag in result.stderr
