@@ -31,3 +31,16 @@ def write_json_atomic(path: Path, obj) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2) + "\n")
     return Path(path)
+
+
+def write_png_atomic(path: Path, image) -> bool:
+    """An image as a PNG file, complete or absent (a kill never leaves a 0-byte PNG under its final name);
+    False when the image cannot be encoded. OSError when the folder cannot be written."""
+    import cv2  # only the callers that write pictures need OpenCV here
+
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        return False
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(encoded.tobytes())
+    return True

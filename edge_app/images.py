@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_app.preprocess import over_white, to_uint8
 from edge_app.stderr import native_stderr_silenced
 
 STILL_MIN_SIDE = 720  # px: the shorter side a photo is decoded to at least (digits from 2% of it: >= 14 px)
@@ -71,16 +72,6 @@ def reduction_for(width: int, height: int, min_side: int) -> int:
     return factor
 
 
-def composite_over_white(image: np.ndarray) -> np.ndarray:
-    """BGRA -> BGR with transparent pixels as white paper (what a viewer shows); other images unchanged."""
-    if image.ndim != 3 or image.shape[2] != 4:
-        return image
-    if image.dtype != np.uint8:
-        image = cv2.convertScaleAbs(image, alpha=255.0 / 65535.0) if image.dtype == np.uint16 else image.astype(np.uint8)
-    alpha = image[:, :, 3:4].astype(np.float32) / 255.0
-    return (image[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
-
-
 def decode_still(data: bytes, name: str, min_side: int = STILL_MIN_SIDE, max_pixels: int = MAX_PIXELS) -> Still:
     """Image file bytes -> upright pixels at the size the digits need, and the reduction; ImageError otherwise."""
     if not data:
@@ -112,7 +103,9 @@ def decode_still(data: bytes, name: str, min_side: int = STILL_MIN_SIDE, max_pix
     if reduction > 1:
         # libjpeg rounds reduced sizes up; the true ratio (EXIF may have turned the image) is the longer sides'.
         reduction = max(size[0], size[1]) / max(image.shape[:2])
-    return Still(composite_over_white(image), float(reduction))
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = over_white(to_uint8(image))  # the same compositing as every other image (preprocess)
+    return Still(image, float(reduction))
 
 
 def read_still(path: Path, min_side: int = STILL_MIN_SIDE) -> Still:

@@ -13,10 +13,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-
 from edge_app.classifier import ModelError, load_classifier
-from edge_app.files import atomic_path
+from edge_app.files import write_png_atomic
 from edge_app.images import ImageError
 from edge_app.models import default_model_path
 from edge_app.run import (
@@ -80,10 +78,7 @@ def save_inputs(result: FileResult, index: int, folder: Path) -> None:
     for k, (digit_input, reading) in enumerate(zip(result.reading.inputs, result.reading.digits)):
         name = f"{index:05d}_{stem}_{reading.digit}.png" if len(result.reading.digits) == 1 else \
             f"{index:05d}_{stem}_{k:03d}_{reading.digit}.png"
-        ok, encoded = cv2.imencode(".png", digit_input)
-        if ok:
-            with atomic_path(folder / name) as tmp:
-                tmp.write_bytes(encoded.tobytes())
+        write_png_atomic(folder / name, digit_input)
 
 
 def _single(reading: FrameResult) -> DigitReading | None:

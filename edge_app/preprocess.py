@@ -22,6 +22,24 @@ MIN_STROKE_IN_BOX = 1.8
 TARGET_STROKE_IN_BOX = 2.4
 
 
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Any dtype -> uint8: uint16 keeps its high byte, floats in [0, 1] or [0, 255] are scaled and clipped."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        return (image >> 8).astype(np.uint8)
+    scaled = image.astype(np.float32)
+    if scaled.max(initial=0.0) <= 1.0:
+        scaled = scaled * 255.0
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def over_white(bgra: np.ndarray) -> np.ndarray:
+    """(h, w, 4) uint8 BGRA -> (h, w, 3) BGR: transparent pixels are white paper, which is what a viewer shows."""
+    alpha = bgra[:, :, 3:4].astype(np.float32) / 255.0
+    return (bgra[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+
+
 def to_grayscale(image: np.ndarray) -> np.ndarray:
     """Any 2-D/3-D image (gray, BGR, BGRA; uint8, uint16 or float) -> (h, w) uint8.
 
@@ -29,22 +47,14 @@ def to_grayscale(image: np.ndarray) -> np.ndarray:
     """
     if image.ndim not in (2, 3) or image.size == 0:
         raise ValueError(f"expected an image of 2 or 3 dimensions, got shape {image.shape}")
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        scaled = image.astype(np.float32)
-        if scaled.max(initial=0.0) <= 1.0:
-            scaled = scaled * 255.0
-        image = np.clip(scaled, 0, 255).astype(np.uint8)
+    image = to_uint8(image)
     if image.ndim == 2:
         return image
     channels = image.shape[2]
     if channels == 1:
         return image[:, :, 0]
     if channels == 4:
-        alpha = image[:, :, 3:4].astype(np.float32) / 255.0
-        over_white = image[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
-        return cv2.cvtColor(over_white.astype(np.uint8), cv2.COLOR_BGR2GRAY)
+        return cv2.cvtColor(over_white(image), cv2.COLOR_BGR2GRAY)
     if channels == 3:
         return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     return image[:, :, 0]  # odd channel counts: the first channel is as good a guess as any

@@ -35,7 +35,7 @@ from edge_app.detect import (
     detect,
     split_touching,
 )
-from edge_app.files import atomic_path, write_json_atomic
+from edge_app.files import write_json_atomic, write_png_atomic
 from edge_app.images import read_still as read_image
 from edge_app.models import default_model_path
 from edge_app.preprocess import MNIST_SIZE, to_grayscale, to_mnist_input
@@ -522,12 +522,8 @@ def run(options: RunOptions) -> int:
 def save_snapshot(path: Path, image: np.ndarray) -> str:
     """Write the window's picture (complete or not at all); the one line saying what happened."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ok, encoded = cv2.imencode(".png", image)
-        if not ok:
+        if not write_png_atomic(path, image):
             return "snapshot not saved: the frame cannot be encoded as PNG"
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(encoded.tobytes())
     except OSError as error:
         return f"snapshot not saved to {path}: {error.strerror or error}; pick another --snapshot-dir"
     return f"snapshot saved to {path}"
@@ -536,47 +532,32 @@ def save_snapshot(path: Path, image: np.ndarray) -> str:
 def save_debug(folder: Path, result: FrameResult, overlay: np.ndarray) -> None:
     """The frame's overlay (with every refused candidate and its reason) and its JSON, for headless use."""
     name = Path(result.path).stem if result.path else f"frame_{result.frame:06d}"
-    folder.mkdir(parents=True, exist_ok=True)
-    ok, encoded = cv2.imencode(".png", overlay)
-    if ok:
-        with atomic_path(folder / f"{name}.png") as tmp:
-            tmp.write_bytes(encoded.tobytes())
+    write_png_atomic(folder / f"{name}.png", overlay)
     write_json_atomic(folder / f"{name}.json", result.to_json(debug=True))
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def number_in(kind: type, low: float, high: float = float("inf"), above_low: bool = False):
+    """An argparse type: text -> `kind` (int or float) within [low, high] (or above low), else a message."""
+    noun = "a whole number" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {noun}, got {text!r}") from None
+        if value != value or (value <= low if above_low else value < low) or value > high:
+            limits = f"more than {low:g}" if above_low else f"at least {low:g}" if high == float("inf") \
+                else f"between {low:g} and {high:g}"
+            raise argparse.ArgumentTypeError(f"must be {limits}, got {value:g}")
+        return value
+
+    return parse
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {value:g}")
-    return value
-
-
-def thread_count(text: str) -> int:
-    """argparse type for --threads: a whole number from 1 to MAX_THREADS."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if not 1 <= value <= MAX_THREADS:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_THREADS}, got {value}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return value
+_positive_int = number_in(int, 1)
+_positive_seconds = number_in(float, 0, above_low=True)
+thread_count = number_in(int, 1, MAX_THREADS)  # --threads: the runtimes crash on absurd counts
+_probability = number_in(float, 0.0, 1.0)
 
 
 def add_reading_arguments(parser: argparse.ArgumentParser) -> None:

@@ -54,6 +54,33 @@ def _clock_ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
+def reopen_until_back(name: str, problem: str, open_once, give_up_after: float | None):
+    """Call `open_once()` (None while the source is away) until it gives a source, and return that.
+
+    Every second after a short backoff, for as long as it takes; said on stderr when the source goes
+    (with `problem`), every REMIND_EVERY_S while it stays away, and when it is back. SourceError when it
+    stays away longer than `give_up_after` seconds (--give-up-after). Waiting on purpose is being alive,
+    so each attempt is a heartbeat for systemd's watchdog.
+    """
+    lost = reminded = time.perf_counter()
+    print(f"{name} stopped delivering frames{problem}; re-opening until it is back", file=sys.stderr, flush=True)
+    attempt = 0
+    while True:
+        time.sleep(REOPEN_BACKOFF_S[min(attempt, len(REOPEN_BACKOFF_S) - 1)])
+        heartbeat()
+        attempt += 1
+        source = open_once()
+        away = time.perf_counter() - lost
+        if source is not None:
+            print(f"{name} is back after {away:.1f} s", file=sys.stderr, flush=True)
+            return source
+        if give_up_after is not None and away >= give_up_after:
+            raise SourceError(f"{name} has been away for {away:.0f} s (--give-up-after {give_up_after:g}): giving up")
+        if time.perf_counter() - reminded >= REMIND_EVERY_S:
+            reminded = time.perf_counter()
+            print(f"{name} still away after {away:.0f} s; still trying", file=sys.stderr, flush=True)
+
+
 class CaptureSource:
     """A cv2.VideoCapture: camera index, video file or stream URL."""
 
@@ -141,31 +168,9 @@ class CaptureSource:
                 self._reopen()
 
     def _reopen(self) -> None:
-        """Re-open a camera or stream that stopped delivering frames, for as long as it takes.
-
-        Said on stderr when it goes, every REMIND_EVERY_S while it stays away, and when it is back.
-        SourceError when it stays away longer than --give-up-after.
-        """
         self.close()
-        lost = time.perf_counter()
-        print(f"{self.name} stopped delivering frames; re-opening until it is back", file=sys.stderr, flush=True)
-        reminded, attempt = lost, 0
-        while True:
-            time.sleep(REOPEN_BACKOFF_S[min(attempt, len(REOPEN_BACKOFF_S) - 1)])
-            heartbeat()  # waiting for a camera on purpose is alive, for systemd's watchdog
-            attempt += 1
-            self._capture = self._open()
-            away = time.perf_counter() - lost
-            if self._capture is not None:
-                self._failed_reads = 0
-                print(f"{self.name} is back after {away:.1f} s", file=sys.stderr, flush=True)
-                return
-            limit = self.options.give_up_after
-            if limit is not None and away >= limit:
-                raise SourceError(f"{self.name} has been away for {away:.0f} s (--give-up-after {limit:g}): giving up")
-            if time.perf_counter() - reminded >= REMIND_EVERY_S:
-                reminded = time.perf_counter()
-                print(f"{self.name} still away after {away:.0f} s; still trying", file=sys.stderr, flush=True)
+        self._capture = reopen_until_back(self.name, "", self._open, self.options.give_up_after)
+        self._failed_reads = 0
 
     def close(self) -> None:
         capture, self._capture = self._capture, None
@@ -299,28 +304,13 @@ class PicameraFrames:
 
     def _reopen(self, problem: str) -> None:
         self._close_camera()
-        lost = time.perf_counter()
-        print(f"{self.name} stopped delivering frames ({problem}); re-opening until it is back",
-              file=sys.stderr, flush=True)
-        reminded, attempt = lost, 0
-        while True:
-            time.sleep(REOPEN_BACKOFF_S[min(attempt, len(REOPEN_BACKOFF_S) - 1)])
-            heartbeat()
-            attempt += 1
-            away = time.perf_counter() - lost
-            try:
-                self._camera = self._open()
-            except self._error:
-                self._camera = None
-            if self._camera is not None:
-                print(f"{self.name} is back after {away:.1f} s", file=sys.stderr, flush=True)
-                return
-            limit = self.options.give_up_after
-            if limit is not None and away >= limit:
-                raise SourceError(f"{self.name} has been away for {away:.0f} s (--give-up-after {limit:g}): giving up")
-            if time.perf_counter() - reminded >= REMIND_EVERY_S:
-                reminded = time.perf_counter()
-                print(f"{self.name} still away after {away:.0f} s; still trying", file=sys.stderr, flush=True)
+        self._camera = reopen_until_back(self.name, f" ({problem})", self._try_open, self.options.give_up_after)
+
+    def _try_open(self):
+        try:
+            return self._open()
+        except self._error:
+            return None
 
     def _close_camera(self) -> None:
         camera, self._camera = self._camera, None
