@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -466,11 +467,24 @@ def read_timed(source) -> tuple[np.ndarray, float, float] | None:
     return frame, time_ms, (time.perf_counter() - started) * 1000
 
 
-def run(options: RunOptions) -> int:
-    """Open the model and the source, then read frames until the source ends, max_frames, or q/Esc."""
+class FrameSink(Protocol):
+    """Somewhere each frame's reading goes besides stdout and the window (the browser view, an MQTT broker).
+
+    `publish` runs on the frame loop's thread after every frame, so it must hand work off, not wait on a
+    network: a slow viewer or a broker that went away must not slow the recognizer.
+    """
+    wants_overlay: bool  # the overlay is drawn for a sink only when it shows frames
+
+    def publish(self, frame: np.ndarray, result: FrameResult, overlay: np.ndarray | None, fps: float) -> None: ...
+
+
+def run(options: RunOptions, sinks: Sequence[FrameSink] = ()) -> int:
+    """Open the model and the source, then read frames until the source ends, max_frames, or q/Esc; every
+    frame's result also goes to each of `sinks`."""
     classifier = load_classifier(options.model or default_model_path(), threads=options.threads,
                                  verify=not options.allow_modified_model)
     show = not options.headless
+    draw = show or options.debug_dir is not None or any(sink.wants_overlay for sink in sinks)
     index, last_stable, fps, paused = 0, "", 0.0, False
     with open_source(options.source, options.camera) as source:
         independent = getattr(source, "independent_frames", False)  # still images: nothing to vote over
@@ -498,10 +512,12 @@ def run(options: RunOptions) -> int:
                     index += 1
                     elapsed = time.perf_counter() - started
                     fps = 0.9 * fps + 0.1 / max(elapsed, 1e-6) if fps else 1 / max(elapsed, 1e-6)
-                    if show or options.debug_dir is not None:
+                    if draw:
                         shown = draw_overlay(frame, result, fps, options.min_confidence, options.debug)
                     if options.debug_dir is not None:
                         save_debug(options.debug_dir, file_result, shown)
+                    for sink in sinks:
+                        sink.publish(frame, file_result, shown if draw else None, fps)
                 if not show:
                     continue
                 cv2.imshow(WINDOW_NAME, shown)
