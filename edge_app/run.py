@@ -477,6 +477,8 @@ class FrameSink(Protocol):
 
     def publish(self, frame: np.ndarray, result: FrameResult, overlay: np.ndarray | None, fps: float) -> None: ...
 
+    def close(self) -> None: ...
+
 
 def run(options: RunOptions, sinks: Sequence[FrameSink] = ()) -> int:
     """Open the model and the source, then read frames until the source ends, max_frames, or q/Esc; every
@@ -652,28 +654,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_reading_arguments(parser)
 
 
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """`digits run`'s options (shared by `digits serve`) -> RunOptions; ValueError with a one-line reason."""
+    live, still = detector_configs(args)
+    if problem := output_folder_problem(args.debug_dir, "--debug-dir"):
+        raise ValueError(problem)
+    return RunOptions(source=args.source, model=args.model, threads=args.threads,
+                      min_confidence=args.min_confidence, vote_window=args.vote_window,
+                      max_frames=args.max_frames, headless=args.headless, output_format=args.output_format,
+                      camera=CameraOptions(args.width, args.height, args.give_up_after),
+                      snapshot_dir=args.snapshot_dir,
+                      debug=args.debug or args.debug_dir is not None, debug_dir=args.debug_dir,
+                      live_detector=live, still_detector=still, allow_modified_model=args.allow_modified_model)
+
+
+def publish_sinks(args: argparse.Namespace) -> list[FrameSink]:
+    """The sinks that send readings off the device, from the options (`digits run` and `digits serve`);
+    ValueError with a one-line reason. Each has `close()`, called when the loop ends."""
+    return []
+
+
 def main(args: argparse.Namespace) -> int:
     if not args.headless and (problem := display_problem()):
         print(f"digits run: cannot open a window: {problem}; use --headless (with --format jsonl for results)",
               file=sys.stderr)
         return 2
     try:
-        live, still = detector_configs(args)
+        options = run_options(args)
+        sinks = publish_sinks(args)
     except ValueError as error:
         print(f"digits run: {error}", file=sys.stderr)
         return 2
-    if problem := output_folder_problem(args.debug_dir, "--debug-dir"):
-        print(f"digits run: {problem}", file=sys.stderr)
-        return 2
-    options = RunOptions(source=args.source, model=args.model, threads=args.threads,
-                         min_confidence=args.min_confidence, vote_window=args.vote_window,
-                         max_frames=args.max_frames, headless=args.headless, output_format=args.output_format,
-                         camera=CameraOptions(args.width, args.height, args.give_up_after),
-                         snapshot_dir=args.snapshot_dir,
-                         debug=args.debug or args.debug_dir is not None, debug_dir=args.debug_dir,
-                         live_detector=live, still_detector=still, allow_modified_model=args.allow_modified_model)
     try:
-        return run(options)
+        return run(options, sinks)
     except (ModelError, SourceError) as error:
         print(f"digits run: {error}", file=sys.stderr)
         return 2
@@ -681,3 +694,6 @@ def main(args: argparse.Namespace) -> int:
         return 130
     except BrokenPipeError:  # `digits run ... | head`: the reader left, which is not an error
         return 0
+    finally:
+        for sink in sinks:
+            sink.close()
