@@ -1,14 +1,19 @@
 """One `Classifier` interface, a backend per runtime: LiteRT/TFLite for .tflite, ONNX Runtime for .onnx.
 
 Every backend takes MNIST-style digits from `preprocess.to_mnist_input` ((n, 28, 28) uint8) and
-returns probabilities ((n, 10) float32). Quantization scale and zero point come from the model file
-itself, never from constants, so a float model and an int8 model are used the same way. (A Keras
+returns probabilities ((n, classes) float32): the ten digits, and for models trained with one, an 11th
+class "not a digit" (what detection cut out that is no digit: an edge, a letter, two digits merged).
+A model's classes come from its manifest entry or its ONNX metadata; a model that records neither
+is taken by its output size (10: digits, 11: digits and "not a digit"), so older 10-class models load.
+Quantization scale and zero point come from the model file itself, never from constants, so a float
+model and an int8 model are used the same way. (A Keras
 backend for baselines lives in `train.keras_classifier`: the edge core never imports Keras.)
 """
 from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,20 +30,43 @@ class ModelError(RuntimeError):
     """A model file that cannot be used: missing, corrupt, wrong format, or no runtime installed for it."""
 
 
+DIGIT_CLASSES = tuple(str(d) for d in range(10))
+NOT_A_DIGIT = "not a digit"
+NOT_A_DIGIT_INDEX = 10  # its column, after the ten digits
+
+
+def class_names(count: int) -> tuple[str, ...]:
+    """The classes of a model with `count` outputs that records none: the two layouts this project makes."""
+    if count == len(DIGIT_CLASSES):
+        return DIGIT_CLASSES
+    if count == len(DIGIT_CLASSES) + 1:
+        return DIGIT_CLASSES + (NOT_A_DIGIT,)
+    raise ValueError(f"no known class list has {count} classes")
+
+
 @dataclass(frozen=True)
 class Prediction:
-    digit: int
-    confidence: float  # softmax probability of `digit`, in [0, 1]
+    digit: int  # the likeliest digit, even when "not a digit" is likelier still
+    confidence: float  # calibrated probability of `digit`, in [0, 1]; low when the region is no digit
     top3: tuple[tuple[int, float], ...]  # (digit, probability), most likely first
+    not_digit: float = 0.0  # probability that the region is no digit at all (0 for 10-class models)
+
+    @property
+    def is_digit(self) -> bool:
+        return self.confidence >= self.not_digit
 
 
 def predictions_from_probabilities(probabilities: np.ndarray) -> list[Prediction]:
-    """(n, 10) probabilities -> n Predictions."""
+    """(n, 10) or (n, 11) probabilities -> n Predictions. With a "not a digit" column the digits'
+    probabilities are shares of all 11, so a region the model rejects reads as an unsure digit everywhere
+    a confidence is compared, and `not_digit` says why."""
     results = []
     for row in np.asarray(probabilities, np.float32):
-        best = np.argsort(-row, kind="stable")[:3]  # ties: the lower digit first, the same on every CPU
+        digits = row[:NOT_A_DIGIT_INDEX]
+        best = np.argsort(-digits, kind="stable")[:3]  # ties: the lower digit first, the same on every CPU
+        not_digit = float(row[NOT_A_DIGIT_INDEX]) if len(row) > NOT_A_DIGIT_INDEX else 0.0
         results.append(Prediction(int(best[0]), float(row[best[0]]),
-                                  tuple((int(d), float(row[d])) for d in best)))
+                                  tuple((int(d), float(row[d])) for d in best), not_digit))
     return results
 
 
@@ -46,6 +74,7 @@ class Classifier(ABC):
     """A loaded model. Subclasses implement `_forward` on a prepared float batch."""
 
     runtime: str = "?"  # the package that runs the model, e.g. "ai_edge_litert", "onnxruntime"
+    labels: tuple[str, ...] = DIGIT_CLASSES  # one name per output column, set when the model loads
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -58,7 +87,7 @@ class Classifier(ABC):
         """(n, 28, 28) or (28, 28) uint8 MNIST-style digits -> (n, 10) float32 probabilities."""
         batch = to_model_batch(digits)
         if len(batch) == 0:
-            return np.zeros((0, 10), np.float32)
+            return np.zeros((0, len(self.labels)), np.float32)
         return self._forward(batch)
 
     def predict(self, digits: np.ndarray) -> list[Prediction]:
@@ -95,7 +124,7 @@ class TFLiteClassifier(Classifier):
                              "re-export it with `digits export`") from None
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
-        check_shapes(path, list(self.input["shape"]), list(self.output["shape"]))
+        self.labels = check_shapes(path, list(self.input["shape"]), list(self.output["shape"]))
         self.batch_size = int(self.input["shape"][0])
         self._pixel_to_input = self._quantization_table()
 
@@ -119,7 +148,7 @@ class TFLiteClassifier(Classifier):
         if digits.ndim == 2:
             digits = digits[None]
         if len(digits) == 0:
-            return np.zeros((0, 10), np.float32)
+            return np.zeros((0, len(self.labels)), np.float32)
         return self._invoke(self._pixel_to_input[digits][..., None])
 
     @property
@@ -177,9 +206,10 @@ class OnnxClassifier(Classifier):
             raise ModelError(f"{path} is not a valid ONNX model ({str(error).splitlines()[0][:120]}): "
                              "re-export it with `digits export`") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        check_shapes(path, inputs[0].shape, outputs[0].shape if outputs else [])
-        self.input_name = inputs[0].name
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.labels = check_shapes(path, inputs[0].shape, outputs[0].shape if outputs else [],
+                                   self.metadata.get("labels"))
+        self.input_name = inputs[0].name
 
     input_dtype = "float32"
 
@@ -192,7 +222,6 @@ BACKENDS: dict[str, type[Classifier]] = {".tflite": TFLiteClassifier, ".onnx": O
 
 
 INPUT_SHAPE = (28, 28, 1)  # what every consumer feeds: one grey 28x28 digit per batch row (NHWC)
-CLASSES = 10  # what every consumer expects back: one probability per digit 0-9
 
 
 def _dimension(size) -> int | None:
@@ -200,19 +229,46 @@ def _dimension(size) -> int | None:
     return int(size) if isinstance(size, (int, np.integer)) and size > 0 else None
 
 
-def check_shapes(path: Path, input_shape, output_shape) -> None:
-    """ModelError naming both shapes when a model does not take (n, 28, 28, 1) or give (n, 10): a model
-    for something else would otherwise load fine and crash at the first image, or answer garbage."""
+def recorded_labels(path: Path, metadata_labels: str | None = None) -> list | None:
+    """The class list the manifest beside the model records for it, else its ONNX metadata's; None if neither."""
+    from edge_app.models import read_manifest
+
+    try:
+        entry = read_manifest(path.parent).get("artifacts", {}).get(path.name)
+    except (OSError, ValueError, AttributeError):
+        entry = None
+    if isinstance(entry, dict) and isinstance(entry.get("labels"), list):
+        return entry["labels"]
+    if metadata_labels:
+        try:
+            labels = json.loads(metadata_labels)
+        except ValueError:
+            return None
+        return labels if isinstance(labels, list) else None
+    return None
+
+
+def check_shapes(path: Path, input_shape, output_shape, metadata_labels: str | None = None) -> tuple[str, ...]:
+    """The model's class names; ModelError naming the shapes when a model does not take (n, 28, 28, 1) or
+    give one probability per class of a list the app knows: a model for something else would otherwise
+    load fine and crash at the first image, or answer garbage."""
     dims = [_dimension(d) for d in input_shape]
     if len(dims) != 4 or tuple(dims[1:]) != INPUT_SHAPE:
         shown = [_dimension(d) or -1 for d in input_shape]
         raise ModelError(f"{path}: takes input {shown}, but the app feeds (n, 28, 28, 1) grey digits; "
                          "use a model exported by `digits export`")
     outs = [_dimension(d) for d in output_shape]
-    if len(outs) != 2 or outs[1] != CLASSES:
-        shown = [_dimension(d) or -1 for d in output_shape]
-        raise ModelError(f"{path}: gives output {shown}, but the app expects (n, {CLASSES}) digit probabilities; "
+    shown = [_dimension(d) or -1 for d in output_shape]
+    labels = recorded_labels(path, metadata_labels)
+    if labels is not None and (list(labels[:10]) != list(DIGIT_CLASSES) or labels[10:] not in ([], [NOT_A_DIGIT])):
+        raise ModelError(f"{path}: its classes {labels} are not the digits 0-9 (and optionally {NOT_A_DIGIT!r}); "
                          "use a model exported by `digits export`")
+    expected = len(labels) if labels is not None else None
+    if len(outs) != 2 or outs[1] not in (10, 11) or (expected is not None and outs[1] != expected):
+        wanted = f"(n, {expected})" if expected is not None else "(n, 10) or (n, 11)"
+        raise ModelError(f"{path}: gives output {shown}, but the app expects {wanted} class probabilities; "
+                         "use a model exported by `digits export`")
+    return tuple(labels) if labels is not None else class_names(outs[1])
 
 
 def check_manifest_hash(path: Path) -> None:

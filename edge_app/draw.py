@@ -43,13 +43,26 @@ def render_view(canvas: np.ndarray, prediction: Prediction | None, mnist: np.nda
         cv2.putText(panel, "draw a digit", (10, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (200, 200, 200), 2)
     else:
         panel[10:122, 10:122] = cv2.resize(mnist, (112, 112), interpolation=cv2.INTER_NEAREST)[:, :, None]
-        cv2.putText(panel, f"{prediction.digit}", (140, 90), cv2.FONT_HERSHEY_SIMPLEX, 2.5, (0, 255, 0), 4)
+        shown, colour = (f"{prediction.digit}", (0, 255, 0)) if prediction.is_digit else ("?", (0, 0, 255))
+        cv2.putText(panel, shown, (140, 90), cv2.FONT_HERSHEY_SIMPLEX, 2.5, colour, 4)
         for rank, (digit, probability) in enumerate(prediction.top3):
             cv2.putText(panel, f"{digit}: {probability:6.1%}", (10, 170 + 32 * rank), cv2.FONT_HERSHEY_SIMPLEX,
                         0.8, (255, 255, 255), 2)
+        if prediction.not_digit:
+            cv2.putText(panel, f"no digit: {prediction.not_digit:4.0%}", (10, 170 + 32 * 3), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.7, (160, 160, 255), 2)
     cv2.putText(panel, "c clear  q quit", (10, canvas.shape[0] - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.55,
                 (180, 180, 180), 1)
     return np.hstack([view, panel])
+
+
+def describe(prediction: Prediction | None) -> str:
+    """The terminal's line for a reading: "7 (94.9%)", "no-digit (88.0%)" or "(blank)"."""
+    if prediction is None:
+        return "(blank)"
+    if not prediction.is_digit:
+        return f"no-digit ({100 * prediction.not_digit:.1f}%)"
+    return f"{prediction.digit} ({100 * prediction.confidence:.1f}%)"
 
 
 def draw(classifier: Classifier) -> int:
@@ -74,7 +87,7 @@ def draw(classifier: Classifier) -> int:
                 view = render_view(canvas, prediction, mnist)
                 state["dirty"] = False
                 # The terminal gets a line whenever the reading changes (handy over a remote desktop, and testable).
-                said = f"{prediction.digit} ({100 * prediction.confidence:.1f}%)" if prediction else "(blank)"
+                said = describe(prediction)
                 if said.split()[0] != state["said"].split()[0]:
                     print(said, flush=True)
                 state["said"] = said

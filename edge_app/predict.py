@@ -98,13 +98,17 @@ def format_result(result: FileResult, output_format: str, debug: bool = False) -
     if output_format in ("jsonl", "json"):
         row = {"path": result.path, "text": reading.text}
         if single is not None:
-            row.update({"digit": single.digit, "confidence": round(single.confidence, 4),
+            # "digit": null when the model says the region is no digit (its top 3 digits are still given)
+            row.update({"digit": single.digit if single.is_digit else None, "confidence": round(single.confidence, 4),
+                        "not_digit": round(single.not_digit, 4),
                         "top3": [[digit, round(p, 4)] for digit, p in single.top3]})
         full = reading.to_json(debug)
         row.update({key: full[key] for key in ("lines", "digits", "latency_ms") + (("rejected",) if debug else ())})
         return json.dumps(row)
     if single is not None:
         top3 = ", ".join(f"{digit} {p:.3f}" for digit, p in single.top3)
+        if not single.is_digit:
+            return f"{result.path}: no digit (not a digit {100 * single.not_digit:.1f}%)  top3: {top3}"
         return f"{result.path}: {single.digit} ({100 * single.confidence:.1f}%)  top3: {top3}"
     if not reading.text:
         return f"{result.path}: (no digit: {len(reading.digits)} regions below the confidence gate)"

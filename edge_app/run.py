@@ -76,10 +76,15 @@ class DigitReading:
     box: Box  # the region the model read (the ink with a margin), frame pixels
     ink: Box  # the digit's ink alone, frame pixels
     top3: tuple[tuple[int, float], ...] = ()  # (digit, probability), most likely first
+    not_digit: float = 0.0  # probability that the region is no digit at all (0 for 10-class models)
+
+    @property
+    def is_digit(self) -> bool:
+        return self.confidence >= self.not_digit
 
     def to_json(self) -> dict:
-        return {"digit": self.digit, "confidence": round(self.confidence, 4), "box": self.box.as_list(),
-                "ink": self.ink.as_list()}
+        return {"digit": self.digit, "confidence": round(self.confidence, 4), "not_digit": round(self.not_digit, 4),
+                "box": self.box.as_list(), "ink": self.ink.as_list()}
 
 
 @dataclass(frozen=True, eq=False)
@@ -231,7 +236,7 @@ class DigitPipeline:
         if turn:
             shape = np.asarray(frame).shape
             back = partial(_box_back, shape=shape, degrees=turn, offset=offset)
-            readings = [DigitReading(r.digit, r.confidence, back(r.box), back(r.ink), r.top3) for r in readings]
+            readings = [replace(r, box=back(r.box), ink=back(r.ink)) for r in readings]
             rejected = [Rejected(back(r.box), r.reason) for r in rejected]
         return _Reading(regions, inputs, readings, rejected, turn, upright)
 
@@ -293,7 +298,8 @@ class DigitPipeline:
         self._batch[:count] = inputs
         self._batch[count:] = 0
         predictions = self.classifier.predict(self._batch)[:count]  # one call for every digit in the frame
-        return [DigitReading(p.digit, p.confidence, r.box, r.ink or r.box, p.top3) for p, r in zip(predictions, regions)]
+        return [DigitReading(p.digit, p.confidence, r.box, r.ink or r.box, p.top3, p.not_digit)
+                for p, r in zip(predictions, regions)]
 
 
 def _turn_matrix(shape: tuple[int, ...], degrees: float) -> tuple[np.ndarray, tuple[int, int]]:
@@ -393,7 +399,7 @@ def draw_overlay(frame: np.ndarray, result: FrameResult, fps: float, min_confide
         sure = reading.confidence >= min_confidence
         colour = (0, 200, 0) if sure else (0, 0, 230)
         cv2.rectangle(frame, (box.x, box.y), (box.x + box.w, box.y + box.h), colour, thick)
-        label = f"{reading.digit} {reading.confidence:.0%}"
+        label = f"{reading.digit} {reading.confidence:.0%}" if reading.is_digit else f"no digit {reading.not_digit:.0%}"
         cv2.putText(frame, label, (box.x, max(12, box.y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * unit, colour, thick)
     # The inputs the model saw, twice their size, along the top: a misread is usually visible here.
     thumb = 2 * MNIST_SIZE

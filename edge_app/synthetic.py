@@ -312,3 +312,29 @@ def score_readout(truth: list[str], stable_texts: list[str], settle: int = SETTL
         total[shows_digit] += 1
         right[shows_digit] += shown == expected
     return ClipScore(total[True], right[True], total[False], right[False])
+
+
+def photographed_digit(digit: np.ndarray, rng: np.random.Generator, ink_bgr: tuple[float, float, float] | None = None
+                       ) -> np.ndarray:
+    """(h, w, 3) uint8 BGR: one MNIST digit on a card as a camera sees it close up (tilt, light, blur,
+    noise, JPEG), with the card's edges in view. The detector and `to_mnist_input` then cut it out as in
+    `digits run`, which gives the "rendered camera crops" that calibration and accuracy are measured on.
+    `ink_bgr`: the pen's colour (default: a black or dark blue pen, as on the held cards)."""
+    card = _digit_card(rng, [digit])
+    if ink_bgr is not None:  # redraw the ink in another colour: the card's darkness says where the ink is
+        gray = card.mean(axis=2, keepdims=True)
+        paper_level = float(np.percentile(gray, 90))
+        paper_bgr = np.percentile(card.reshape(-1, 3), 90, axis=0).astype(np.float32)
+        coverage = np.clip((paper_level - gray) / max(paper_level - 20.0, 1.0), 0, 1)
+        card = paper_bgr * (1 - coverage) + np.float32(ink_bgr) * coverage
+    card_h, card_w = card.shape[:2]
+    width, height = int(card_w * rng.uniform(1.2, 1.6)), int(card_h * rng.uniform(1.2, 1.6))
+    frame = np.empty((height, width, 3), np.float32)
+    frame[:] = rng.uniform(40, 160, 3)
+    jitter = rng.uniform(-0.06, 0.06, (4, 2)) * [card_w, card_h]
+    corners = np.float32([[0, 0], [card_w, 0], [card_w, card_h], [0, card_h]])
+    placed = corners + np.float32([(width - card_w) / 2, (height - card_h) / 2]) + jitter.astype(np.float32)
+    _draw_card(frame, card, cv2.getPerspectiveTransform(corners, placed.astype(np.float32)))
+    frame *= _lighting(rng, width, height)
+    noise_bank = rng.standard_normal((height + NOISE_MARGIN, width + NOISE_MARGIN, 3), np.float32)
+    return _camera_artefacts(frame, rng, rng.uniform(0, 1.5), rng.uniform(2, 7), int(rng.integers(40, 85)), noise_bank)

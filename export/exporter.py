@@ -26,7 +26,7 @@ from edge_app.classifier import Classifier, ModelError, OnnxClassifier, TFLiteCl
 from edge_app.evaluate import evaluate, reprepare
 from edge_app.models import MANIFEST_NAME
 from edge_app.preprocess import to_model_batch
-from export.formats import FORMATS, LABELS, PREPROCESSING, ExportFormat
+from export.formats import FORMATS, PREPROCESSING, ExportFormat, model_labels
 
 
 class ExportError(RuntimeError):
@@ -72,10 +72,22 @@ def load_keras_model(path: Path):
         raise ExportError(f"{path} is not a loadable .keras model ({str(error).splitlines()[0][:120]})") from None
 
 
-def calibration_batch(train: mnist.MnistSplit, size: int, seed: int = 0) -> np.ndarray:
-    """(size, 28, 28, 1) float32: training digits prepared exactly as inputs are at inference."""
-    picked = np.random.default_rng(seed).choice(len(train.images), size=min(size, len(train.images)), replace=False)
-    return to_model_batch(reprepare(train.images[picked]))
+NOT_DIGIT_CALIBRATION_SHARE = 0.1  # of the int8 calibration images, for models with a "not a digit" class
+
+
+def calibration_batch(train: mnist.MnistSplit, size: int, seed: int = 0, not_digits: bool = False) -> np.ndarray:
+    """(size, 28, 28, 1) float32: training digits prepared exactly as inputs are at inference; with
+    `not_digits`, a share of "not a digit" crops too (a filled blob drives activations far beyond a
+    digit's, and int8 ranges fitted on digits alone would clip them)."""
+    extra = int(round(size * NOT_DIGIT_CALIBRATION_SHARE)) if not_digits else 0
+    picked = np.random.default_rng(seed).choice(len(train.images), size=min(size - extra, len(train.images)),
+                                                replace=False)
+    digits = reprepare(train.images[picked])
+    if extra:
+        from train.negatives import not_digit_examples
+
+        digits = np.concatenate([digits, not_digit_examples(train, extra, seed)[0]])
+    return to_model_batch(digits)
 
 
 def describe_io(classifier: Classifier) -> dict:
@@ -178,10 +190,14 @@ def write_and_verify(fmt: ExportFormat, model, out_dir: Path, stem: str, calibra
 
 
 def manifest_entry(report: ArtifactReport, fmt: ExportFormat, io: dict, source: Path, command_line: str,
-                   calibration_size: int) -> dict:
+                   calibration_size: int, labels: list[str]) -> dict:
+    train_report = source.with_suffix(".train.json")
+    temperature = json.loads(train_report.read_text()).get("temperature") if train_report.is_file() else None
     return {
         "file": report.file, "format": fmt.name, "dtype": fmt.dtype, "runtime": fmt.runtime,
-        "description": fmt.description, **io,
+        "description": fmt.description, "labels": labels,
+        # softmax(logits / T), folded into the last layer at training; None: not calibrated
+        "temperature": temperature, **io,
         "size_bytes": report.size_bytes, "sha256": report.sha256,
         "mnist_test_accuracy": round(report.accuracy, 5), "keras_accuracy": round(report.keras_accuracy, 5),
         "agreement_with_keras": round(report.agreement, 5),
@@ -194,7 +210,7 @@ def manifest_entry(report: ArtifactReport, fmt: ExportFormat, io: dict, source: 
 def updated_manifest(out_dir: Path, entries: dict[str, dict], training: dict | None) -> dict:
     path = out_dir / MANIFEST_NAME
     manifest = json.loads(path.read_text()) if path.is_file() else {}
-    manifest.setdefault("labels", LABELS)
+    manifest.pop("labels", None)  # each artifact records its own classes: 10-class and 11-class models live side by side
     manifest["preprocessing"] = PREPROCESSING
     manifest.setdefault("artifacts", {}).update(entries)
     if training:
@@ -237,7 +253,8 @@ def export_model(keras_path: Path, out_dir: Path, format_names: list[str], data_
     keras_predicted = evaluate(KerasClassifier(keras_path, model=model), test_split).predicted
     progress(f"{keras_path.name}: Keras accuracy {100 * (keras_predicted == test_split.labels).mean():.2f}% "
              f"on {len(test_split.labels)} MNIST test images")
-    calibration = calibration_batch(train_split, calibration_size)
+    labels = model_labels(model)
+    calibration = calibration_batch(train_split, calibration_size, not_digits=len(labels) > 10)
     stem = keras_path.stem
     reports, errors, entries, staged = [], [], {}, {}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -254,7 +271,7 @@ def export_model(keras_path: Path, out_dir: Path, format_names: list[str], data_
                 progress(f"FAILED {error}")
                 continue
             reports.append(report)
-            entries[report.file] = manifest_entry(report, fmt, io, keras_path, command_line, len(calibration))
+            entries[report.file] = manifest_entry(report, fmt, io, keras_path, command_line, len(calibration), labels)
             progress(f"{report.file}: {100 * report.accuracy:.2f}% (Keras {100 * report.keras_accuracy:.2f}%), "
                      f"agreement {100 * report.agreement:.2f}%, {report.size_bytes / 1024:.1f} KiB, "
                      f"{report.seconds:.1f} s")
@@ -272,6 +289,7 @@ def _training_record(keras_path: Path) -> dict | None:
         return None
     info = json.loads(train_report.read_text())
     training = {keras_path.name: {k: info.get(k) for k in
-                                  ("command", "seconds", "best_epoch", "parameters", "machine", "versions")}}
+                                  ("command", "seconds", "best_epoch", "parameters", "machine", "versions",
+                                   "labels", "temperature")}}
     training[keras_path.name]["keras_test_accuracy"] = info.get("test", {}).get("accuracy")
     return training

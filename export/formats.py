@@ -15,7 +15,6 @@ from typing import Callable
 
 import numpy as np
 
-LABELS = [str(d) for d in range(10)]
 PREPROCESSING = ("edge_app.preprocess.to_mnist_input: grayscale, polarity from the paper, ink crop, longer side "
                  "fitted to 20 px (aspect kept), centre of mass at the centre of 28x28; white ink on black; "
                  "then float32 in [0, 1], NHWC (n, 28, 28, 1)")
@@ -75,10 +74,18 @@ def _onnx_float_proto(model):
     return proto
 
 
-def _attach_onnx_metadata(proto, extra: dict[str, str]) -> None:
+def model_labels(model) -> list[str]:
+    """The class names of a Keras model, by its output size (ten digits, then "not a digit" if it has one)."""
+    from edge_app.classifier import class_names
+
+    return list(class_names(int(model.output_shape[-1])))
+
+
+def _attach_onnx_metadata(proto, model, extra: dict[str, str]) -> None:
     import json
 
-    fields = {"labels": json.dumps(LABELS), "preprocessing": PREPROCESSING, **extra}
+    # The labels travel inside the file, so an ONNX model copied without its manifest still says its classes.
+    fields = {"labels": json.dumps(model_labels(model)), "preprocessing": PREPROCESSING, **extra}
     del proto.metadata_props[:]
     for key, value in fields.items():
         entry = proto.metadata_props.add()
@@ -89,7 +96,7 @@ def write_onnx_float32(model, destination: Path, calibration: np.ndarray) -> Non
     import onnx
 
     proto = _onnx_float_proto(model)
-    _attach_onnx_metadata(proto, {"dtype": "float32"})
+    _attach_onnx_metadata(proto, model, {"dtype": "float32"})
     onnx.save(proto, str(destination))
 
 
@@ -117,7 +124,7 @@ def write_onnx_int8(model, destination: Path, calibration: np.ndarray) -> None:
                         quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
     proto = onnx.load(str(destination))
-    _attach_onnx_metadata(proto, {"dtype": "int8"})
+    _attach_onnx_metadata(proto, model, {"dtype": "int8"})
     onnx.save(proto, str(destination))
 
 

@@ -16,11 +16,18 @@ pytest.importorskip("tensorflow")
 @pytest.mark.slow
 def test_train_export_predict(tmp_path, mnist_test):
     model = tmp_path / "tiny.keras"
-    trained = run_digits("train", "--subset", "600", "--epochs", "1", "--batch_size", "64", "--output", str(model))
+    trained = run_digits("train", "--subset", "600", "--epochs", "1", "--batch_size", "64", "--heldout-count", "60",
+                         "--output", str(model))
     assert trained.returncode == 0, trained.stderr[-2000:]
     report = json.loads(model.with_suffix(".train.json").read_text())
-    assert len(report["test"]["confusion_matrix"]) == 10 and sum(map(sum, report["test"]["confusion_matrix"])) == 10000
+    # 11 rows: the ten digits and "not a digit"; MNIST's test set has no row of the 11th
+    assert len(report["test"]["confusion_matrix"]) == 11 and sum(map(sum, report["test"]["confusion_matrix"])) == 10000
     assert set(report["test"]["per_class_accuracy"]) == {str(d) for d in range(10)}
+    assert report["labels"] == [str(d) for d in range(10)] + ["not a digit"] and report["temperature"] > 0
+    assert {"mnist_test", "camera_crops", "not_digit_crops"} <= set(report["heldout"])
+    for result in report["heldout"].values():
+        assert 0 <= result["expected_calibration_error"] <= 1 and result["count"] > 0
+    assert cv2.imread(str(model.with_suffix(".confusion.png"))) is not None
     assert report["command"].startswith("digits train --subset 600")
 
     # A one-epoch model is weak, so allow any drop here; the refusal path is tested below.
@@ -28,13 +35,17 @@ def test_train_export_predict(tmp_path, mnist_test):
     assert exported.returncode == 0, exported.stderr[-2000:]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert set(manifest["artifacts"]) == {fmt.filename("tiny") for fmt in FORMATS.values()}
+    for entry in manifest["artifacts"].values():
+        assert entry["labels"][-1] == "not a digit" and entry["temperature"] == report["temperature"]
 
     image = tmp_path / "seven.png"
     cv2.imwrite(str(image), render_on_paper(mnist_test.images[0]))
     for fmt in FORMATS.values():
         result = run_digits("predict", str(image), "--model", str(tmp_path / fmt.filename("tiny")), "--format", "json")
         assert result.returncode == 0, result.stderr
-        assert 0 <= json.loads(result.stdout)["digit"] <= 9
+        answer = json.loads(result.stdout)
+        assert answer["digit"] is None or 0 <= answer["digit"] <= 9
+        assert 0 <= answer["not_digit"] <= 1
 
     # An artifact that loses more accuracy than allowed is refused and leaves nothing behind.
     refused_dir = tmp_path / "refused"

@@ -61,9 +61,9 @@ def _onnx_model(path, input_shape, classes):
     ((None, 32, 32, 3), 10, "takes input [-1, 32, 32, 3]"),
     ((None, 784), 10, "takes input [-1, 784]"),
     ((None, 28, 28, 1), 5, "gives output [-1, 5]"),
-    ((None, 28, 28, 1), 11, "gives output [-1, 11]"),
+    ((None, 28, 28, 1), 12, "gives output [-1, 12]"),
     ((None, 1, 28, 28), 10, "takes input [-1, 1, 28, 28]"),
-], ids=["rgb_32", "flat", "five_classes", "eleven_classes", "nchw"])
+], ids=["rgb_32", "flat", "five_classes", "twelve_classes", "nchw"])
 def test_a_model_of_the_wrong_shape_is_refused_at_load(tmp_path, input_shape, classes, message):
     model = tmp_path / "other.onnx"
     _onnx_model(model, input_shape, classes)

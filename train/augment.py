@@ -1,9 +1,11 @@
 """Augmentation that makes an MNIST model hold up on other writers, pens, photos and scans.
 
 Pure numpy/OpenCV on (n, 28, 28) uint8 batches, so it runs the same under any Keras backend.
-Magnitudes are modest on purpose: `to_mnist_input` already normalises size and position at
+Affine magnitudes are modest on purpose: `to_mnist_input` already normalises size and position at
 inference, so the model only has to tolerate what that normalisation leaves over (a slightly off
-box, a tilted or sheared digit, another pen's stroke width, camera blur and sensor noise).
+box, a tilted or sheared digit, another pen's stroke width, camera blur and sensor noise). What it
+does not normalise is the writer's hand: elastic distortion (Simard et al., 2003) bends strokes the way
+another writer's would, and pen pressure makes a stroke fade and darken along its length.
 """
 from __future__ import annotations
 
@@ -18,7 +20,11 @@ class AugmentConfig:
     max_rotation_deg: float = 12.0
     max_shift_px: float = 2.0
     scale_range: tuple[float, float] = (0.9, 1.1)
-    max_shear: float = 0.2  # x-shift per unit of y, as in slanted handwriting
+    max_shear: float = 0.3  # x-shift per unit of y, as in slanted handwriting
+    elastic_prob: float = 0.5
+    elastic_alpha: tuple[float, float] = (8.0, 30.0)  # px of displacement before smoothing (Simard: 34)
+    elastic_sigma: float = 4.0  # px: how smooth the displacement field is (Simard: 4)
+    pressure_prob: float = 0.3  # chance the pen's pressure varies along the strokes
     thickness_prob: float = 0.3  # chance of one erode or dilate step (thinner or thicker pen)
     blur_prob: float = 0.2
     max_blur_sigma: float = 1.0  # pixels
@@ -39,10 +45,31 @@ def random_affine(rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
     return np.hstack([linear, offset[:, None]]).astype(np.float32)
 
 
+def elastic(digit: np.ndarray, rng: np.random.Generator, alpha: float, sigma: float) -> np.ndarray:
+    """(28, 28) uint8 bent by a smooth random displacement field (Simard et al., 2003)."""
+    shape = digit.shape
+    dx = cv2.GaussianBlur(rng.uniform(-1, 1, shape).astype(np.float32), (0, 0), sigma) * alpha
+    dy = cv2.GaussianBlur(rng.uniform(-1, 1, shape).astype(np.float32), (0, 0), sigma) * alpha
+    ys, xs = np.indices(shape, dtype=np.float32)
+    return cv2.remap(digit, xs + dx, ys + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def pen_pressure(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Strokes that fade to about half and back along their length, as a ballpoint pressed unevenly."""
+    field = cv2.resize(rng.uniform(0.45, 1.0, (3, 3)).astype(np.float32), digit.shape[::-1],
+                       interpolation=cv2.INTER_CUBIC)
+    faded = digit.astype(np.float32) * np.clip(field, 0.3, 1.0)
+    return np.clip(faded * (255.0 / max(float(faded.max()), 1.0)), 0, 255).astype(np.uint8)
+
+
 def augment_digit(digit: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
     """(28, 28) uint8 -> (28, 28) uint8, one random variation of the digit."""
     out = cv2.warpAffine(digit, random_affine(rng, cfg), (28, 28), flags=cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if rng.random() < cfg.elastic_prob:
+        out = elastic(out, rng, rng.uniform(*cfg.elastic_alpha), cfg.elastic_sigma)
+    if rng.random() < cfg.pressure_prob:
+        out = pen_pressure(out, rng)
     if rng.random() < cfg.thickness_prob:
         kernel = np.ones((2, 2), np.uint8)
         out = cv2.dilate(out, kernel) if rng.random() < 0.5 else cv2.erode(out, kernel)

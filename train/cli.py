@@ -16,12 +16,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of the training set held out to pick the best epoch")
     parser.add_argument("--subset", type=int, default=None, help="train on only the first N images (quick runs)")
     parser.add_argument("--no-augment", action="store_true", help="train on plain MNIST")
+    parser.add_argument("--no-reject-class", action="store_true",
+                        help="train only the ten digits, without the 11th class 'not a digit'")
+    parser.add_argument("--negative-share", type=float, default=0.15,
+                        help="'not a digit' examples per MNIST training image")
+    parser.add_argument("--style-share", type=float, default=0.08,
+                        help="extra digits in styles MNIST rarely shows (flagged 1, crossed 7...) per MNIST image")
+    parser.add_argument("--init-from", default=None,
+                        help="a .keras model of the same architecture to start from (a 10-class one gains the 11th class)")
+    parser.add_argument("--heldout-count", type=int, default=2000,
+                        help="rendered crops per held-out set in the training report (camera, pens, not a digit)")
+    parser.add_argument("--no-calibrate", action="store_true",
+                        help="keep the raw softmax (no temperature fitted on the validation split)")
     parser.add_argument("--data", default=None,
                         help="folder with the MNIST IDX files (default: $DIGITS_MNIST_DIR, else download)")
     parser.add_argument("--output", "-o", default="models/cnn.keras", help="where to save the .keras model")
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.init_from and not os.path.isfile(args.init_from):
+        print(f"digits train: --init-from {args.init_from}: no such model file", file=sys.stderr)
+        return 2
+    if not (0 <= args.negative_share <= 5 and 0 <= args.style_share <= 5):
+        print("digits train: --negative-share and --style-share must be between 0 and 5", file=sys.stderr)
+        return 2
+    if args.heldout_count < 10:
+        print("digits train: --heldout-count must be at least 10", file=sys.stderr)
+        return 2
     if args.epochs < 1 or args.batch_size < 1 or not 0 < args.validation_split < 1:
         print("digits train: --epochs and --batch-size must be >= 1 and --validation-split in (0, 1)",
               file=sys.stderr)
@@ -37,6 +58,9 @@ def main(args: argparse.Namespace) -> int:
                          learning_rate=args.learning_rate, seed=args.seed,
                          validation_split=args.validation_split, subset=args.subset,
                          augment=not args.no_augment, data_dir=args.data, output=args.output,
+                         reject_class=not args.no_reject_class, negative_share=args.negative_share,
+                         style_share=args.style_share, init_from=args.init_from, calibrate=not args.no_calibrate,
+                         heldout_count=args.heldout_count,
                          command_line=getattr(args, "command_line", "digits train"))
     try:
         result = train(config)

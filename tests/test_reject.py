@@ -1,0 +1,148 @@
+"""The 11th class "not a digit", calibrated confidence, and the examples and styles they are trained on."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_app.classifier import (
+    DIGIT_CLASSES,
+    NOT_A_DIGIT,
+    ModelError,
+    load_classifier,
+    predictions_from_probabilities,
+)
+from edge_app.evaluate import expected_calibration_error
+from edge_app.preprocess import to_mnist_input
+
+from conftest import MODELS, needs_mnist, run_digits
+from test_model_checks import _onnx_model
+
+MANIFEST = json.loads((MODELS / "manifest.json").read_text())
+
+
+def test_an_eleventh_column_is_the_not_a_digit_share_and_never_a_digit():
+    rows = np.array([[0.02] * 10 + [0.8], [0.9] + [0.01] * 10], np.float32)
+    rejected, digit = predictions_from_probabilities(rows)
+    assert not rejected.is_digit and rejected.not_digit == pytest.approx(0.8) and rejected.digit == 0
+    assert rejected.confidence == pytest.approx(0.02) and all(d < 10 for d, _ in rejected.top3)
+    assert digit.is_digit and digit.digit == 0 and digit.not_digit == pytest.approx(0.01)
+    ten = predictions_from_probabilities(np.eye(10, dtype=np.float32)[[3]])[0]
+    assert ten.digit == 3 and ten.not_digit == 0.0 and ten.is_digit
+
+
+def test_class_lists_come_from_metadata_or_output_size(tmp_path):
+    eleven = tmp_path / "eleven.onnx"
+    _onnx_model(eleven, (None, 28, 28, 1), 11)
+    assert load_classifier(eleven).labels == DIGIT_CLASSES + (NOT_A_DIGIT,)
+    ten = tmp_path / "ten.onnx"
+    _onnx_model(ten, (None, 28, 28, 1), 10)
+    assert load_classifier(ten).labels == DIGIT_CLASSES
+    # A manifest that says 10 classes for an 11-output model: refused in one line.
+    (tmp_path / "manifest.json").write_text(json.dumps({"artifacts": {"eleven.onnx": {"labels": list(DIGIT_CLASSES)}}}))
+    with pytest.raises(ModelError, match=r"expects \(n, 10\)"):
+        load_classifier(eleven)
+    (tmp_path / "manifest.json").write_text(json.dumps({"artifacts": {"ten.onnx": {"labels": list("abcdefghij")}}}))
+    with pytest.raises(ModelError, match="not the digits 0-9"):
+        load_classifier(ten)
+
+
+def test_the_old_ten_class_models_still_load_and_read():
+    """The MLP baseline stays a 10-class model: a model's classes are its own, not a constant."""
+    mlp = load_classifier(MODELS / "mlp_int8.tflite")
+    assert mlp.labels == DIGIT_CLASSES
+    result = run_digits("predict", str(MODELS.parent / "tests/data/handdrawn/3.png"), "--model",
+                        str(MODELS / "mlp_int8.tflite"), "--format", "jsonl")
+    assert result.returncode == 0 and json.loads(result.stdout)["not_digit"] == 0.0
+
+
+def test_shipped_cnn_records_its_classes_and_temperature():
+    for name in ("cnn_int8.tflite", "cnn_float32.tflite", "cnn_int8.onnx", "cnn_float32.onnx"):
+        entry = MANIFEST["artifacts"][name]
+        assert entry["labels"] == list(DIGIT_CLASSES) + [NOT_A_DIGIT]
+        assert 0 < entry["temperature"] < 20
+        assert load_classifier(MODELS / name).labels[-1] == NOT_A_DIGIT
+
+
+def _drawn(text: str) -> np.ndarray:
+    image = np.full((200, 200, 3), 235, np.uint8)
+    cv2.putText(image, text, (40, 150), cv2.FONT_HERSHEY_SIMPLEX, 4, (30, 30, 30), 9, cv2.LINE_AA)
+    return image
+
+
+def test_predict_says_no_digit_for_a_letter_and_reads_a_digit(tmp_path):
+    letter, hash_sign = tmp_path / "letter.png", tmp_path / "hash.png"
+    cv2.imwrite(str(letter), _drawn("K"))
+    cv2.imwrite(str(hash_sign), _drawn("#"))
+    result = run_digits("predict", str(letter), str(hash_sign), str(MODELS.parent / "tests/data/handdrawn/7.png"))
+    lines = result.stdout.strip().splitlines()
+    assert result.returncode == 0 and len(lines) == 3, result.stderr
+    assert ": no digit (not a digit " in lines[0] and ": no digit (not a digit " in lines[1]
+    assert lines[2].split(": ")[1].startswith("7 ")
+    as_json = json.loads(run_digits("predict", str(letter), "--format", "jsonl").stdout)
+    assert as_json["digit"] is None and as_json["not_digit"] > 0.5 and as_json["text"] == ""
+
+
+def test_expected_calibration_error():
+    labels = np.array([0] * 80 + [1] * 20)
+    honest = np.tile([0.8, 0.2], (100, 1))  # says 80%, right 80 times in 100
+    assert expected_calibration_error(honest, labels) == pytest.approx(0.0, abs=1e-9)
+    boastful = np.tile([0.99, 0.01], (100, 1))  # says 99%, right 80 times in 100
+    assert expected_calibration_error(boastful, labels) == pytest.approx(0.19)
+
+
+def test_temperature_is_recovered_from_overconfident_logits():
+    from train.calibrate import fit_temperature, scaled
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (4000, 11))
+    labels = np.array([rng.choice(11, p=row) for row in scaled(np.exp(logits), 1.0)])
+    # The same logits made twice as sharp: the fitted temperature undoes it.
+    sharp = scaled(np.exp(logits), 0.5)
+    assert fit_temperature(sharp, labels) == pytest.approx(2.0, rel=0.1)
+
+
+@needs_mnist
+def test_not_digit_examples_are_reproducible_and_never_a_one(mnist_test):
+    from train.negatives import MIN_WIDTH, not_digit_examples
+
+    first, kinds = not_digit_examples(mnist_test, 120, seed=3)
+    again, _ = not_digit_examples(mnist_test, 120, seed=3)
+    assert np.array_equal(first, again) and first.shape == (120, 28, 28) and first.dtype == np.uint8
+    assert {"letter", "rule", "blob", "merged", "half", "scene"} <= set(kinds)
+    widths = [np.ptp(np.flatnonzero(image.max(axis=0) > 64)) + 1 for image in first]
+    assert min(widths) >= MIN_WIDTH
+    # They are what the app feeds the model: to_mnist_input of them changes nothing much.
+    assert all(to_mnist_input(image) is not None for image in first[:20])
+
+
+@needs_mnist
+def test_style_variants_add_strokes_to_real_digits(mnist_test):
+    from train.styles import one_with_flag, seven_with_bar, style_variants
+
+    rng = np.random.default_rng(0)
+    one = mnist_test.images[np.flatnonzero(mnist_test.labels == 1)[0]]
+    flagged = one_with_flag(one, rng, base=True)
+    width = lambda image: np.ptp(np.flatnonzero(image.max(axis=0) > 64)) + 1  # noqa: E731
+    assert width(flagged) > width(one) + 3  # a flag and a base make a 1 wider
+    seven = mnist_test.images[np.flatnonzero(mnist_test.labels == 7)[0]]
+    assert seven_with_bar(seven, rng).sum() > to_mnist_input(seven).sum()  # more ink: the bar
+    images, labels = style_variants(mnist_test.images, mnist_test.labels, 50, seed=1)
+    assert images.shape == (50, 28, 28) and set(labels) >= {1, 7, 9}
+
+
+@needs_mnist
+@pytest.mark.slow
+def test_shipped_model_rejects_non_digits_and_keeps_digits(mnist_test):
+    """Floors just under README's figures (tests/score_classifier.py measures them on 2,000 crops)."""
+    from train import heldout
+
+    classifier = load_classifier(MODELS / "cnn_int8.tflite")
+    digits = classifier.probabilities(mnist_test.images[:5000])
+    assert (digits.argmax(axis=1) == 10).mean() <= 0.004
+    others = heldout.not_digit_crops(mnist_test, 600)
+    assert (classifier.probabilities(others.images).argmax(axis=1) == 10).mean() >= 0.97
+    camera = heldout.camera_crops(mnist_test, 400)
+    assert expected_calibration_error(classifier.probabilities(camera.images), camera.labels) <= 0.03

@@ -1,0 +1,184 @@
+"""What detection cuts out that is not a digit: the examples of the classifier's "not a digit" class.
+
+Each kind below is drawn the way the app would see it: strokes on a small canvas, then through
+`to_mnist_input` (the one preprocessing), so the 28x28 result is exactly what the model is fed at run
+time. Kinds, and why each is here:
+
+- `letter`: letters and symbols in pen-like strokes (notes beside the numbers, headers, units);
+- `rule`: ruled and squared paper, page and card edges, corners and crossings (what a page shows besides ink);
+- `blob`: specks, smudges, filled shapes, a few scattered dots (dust, shadows, a finger's tip);
+- `merged`: two MNIST digits touching or overlapping (detection took them as one region);
+- `half`: the left or right part of a digit (a region cut too early, or a digit cut in two);
+- `scene`: whatever the detector itself finds in rendered camera frames that hold no digit
+  (clutter, hands, blank cards, edges).
+
+Shapes that are fair digits are left out on purpose: a near-vertical line or thin blob (a 1), a ring
+(a 0), the right half of a 3, 4, 8 or 9 (still read as 3, 1, 3, 1), and anything
+that ends up narrower than MIN_WIDTH (a 1, whatever it was cut from). Everything is seeded, so a
+training run's negatives can be made again.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+
+from edge_app.detect import LIVE, STILL, detect
+from edge_app.mnist import MnistSplit
+from edge_app.preprocess import to_mnist_input
+
+CANVAS = 64  # px: strokes are drawn at about twice MNIST's scale, then prepared like any crop
+LETTERS = "ACEFHKMNPRUVWXacehkmnpuvwx+=#%&@*<>~"  # none of them a fair digit (no O, l, I, S, Z, B, g, q...)
+FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX,
+         cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_COMPLEX)
+HALVES = {"left": (2, 3, 5, 8, 9), "right": (2, 5)}  # digits whose half is no digit, by the side kept
+# Detection as permissive as the app may become once the model rejects: any pen and paper colour, small
+# regions; the live detector and the still detector, one clip each in turn.
+SCENE_DETECTORS = (replace(LIVE, any_pen_colour=True, min_digit_share=0.03, max_paper_saturation=1.0),
+                   replace(STILL, working_size=640))
+MIN_WIDTH = 10  # px of 28: a narrower shape is a fair 1, whatever it was cut from, so it is never a negative
+
+
+def looks_like_a_one(prepared: np.ndarray) -> bool:
+    """A tall thin shape (a rule seen end on, a finger's edge, a stroke's fragment) is what a 1 is."""
+    columns = np.flatnonzero(prepared.max(axis=0) > 64)
+    return len(columns) == 0 or columns[-1] - columns[0] + 1 < MIN_WIDTH
+
+
+def _canvas() -> np.ndarray:
+    return np.zeros((CANVAS, CANVAS), np.uint8)  # white ink on black, as MNIST
+
+
+def _letter(rng: np.random.Generator) -> np.ndarray:
+    image = _canvas()
+    text = "".join(rng.choice(list(LETTERS), size=1 if rng.random() < 0.8 else 2))
+    font = int(rng.choice(FONTS))
+    scale = 1.6 if len(text) == 1 else 0.9
+    (width, height), _ = cv2.getTextSize(text, font, scale, 3)
+    origin = ((CANVAS - width) // 2, (CANVAS + height) // 2)
+    cv2.putText(image, text, origin, font, scale, 255, int(rng.integers(2, 6)), cv2.LINE_AA)
+    return image
+
+
+def _not_upright(rng: np.random.Generator) -> float:
+    """An angle (radians from horizontal) at least 40 degrees away from vertical: a steeper stroke is a 1."""
+    return float(rng.uniform(-np.pi / 4.5, np.pi / 4.5))
+
+
+def _rule(rng: np.random.Generator) -> np.ndarray:
+    image = _canvas()
+    thickness = int(rng.integers(1, 5))
+    kind = rng.integers(4)
+    if kind == 0:  # a ruled line's piece, or two
+        for k in range(int(rng.integers(1, 3))):
+            angle, y = _not_upright(rng), rng.uniform(12, 52)
+            dx, dy = 28 * np.cos(angle), 28 * np.sin(angle)
+            cv2.line(image, (int(32 - dx), int(y - dy)), (int(32 + dx), int(y + dy)), 255, thickness, cv2.LINE_AA)
+    elif kind == 1:  # a corner of a card or page
+        x, y = int(rng.integers(10, 30)), int(rng.integers(10, 30))
+        cv2.line(image, (x, y), (x + int(rng.integers(20, 44)), y), 255, thickness, cv2.LINE_AA)
+        cv2.line(image, (x, y), (x, y + int(rng.integers(20, 44))), 255, thickness, cv2.LINE_AA)
+    elif kind == 2:  # squared paper: a grid of 2-4 cells across
+        step = int(rng.integers(14, 30))
+        offset = int(rng.integers(0, step))
+        for position in range(offset, CANVAS, step):
+            cv2.line(image, (position, 4), (position, CANVAS - 4), 255, thickness)
+            cv2.line(image, (4, position), (CANVAS - 4, position), 255, thickness)
+    else:  # a crossing of two rules, or a T where one meets another
+        cv2.line(image, (6, 32), (58, 32), 255, thickness)
+        cv2.line(image, (32, int(rng.choice([6, 32]))), (32, 58), 255, thickness)
+    return image
+
+
+def _blob(rng: np.random.Generator) -> np.ndarray:
+    image = _canvas()
+    kind = rng.integers(3)
+    if kind == 0:  # a filled smudge, round or lying down (standing up, it would be a 1)
+        axes = (int(rng.integers(8, 26)), int(rng.integers(6, 20)))
+        cv2.ellipse(image, (32, 32), (max(axes), min(axes)), float(rng.uniform(-40, 40)), 0, 360, 255, -1)
+    elif kind == 1:  # scattered specks
+        for _ in range(int(rng.integers(3, 9))):
+            centre = (int(rng.integers(6, 58)), int(rng.integers(6, 58)))
+            cv2.circle(image, centre, int(rng.integers(1, 5)), 255, -1)
+    else:  # a shadow's or finger's soft edge: a filled region with a curved border
+        points = np.array([[0, 64], [0, int(rng.integers(10, 50))], [int(rng.integers(20, 64)), int(rng.integers(0, 40))],
+                           [64, int(rng.integers(20, 64))], [64, 64]], np.int32)
+        cv2.fillPoly(image, [points], 255)
+        image = cv2.GaussianBlur(image, (0, 0), float(rng.uniform(1, 4)))
+    return image
+
+
+def _merged(rng: np.random.Generator, mnist: MnistSplit) -> np.ndarray:
+    first, second = (mnist.images[int(i)] for i in rng.integers(0, len(mnist.labels), 2))
+    step = int(rng.integers(12, 21))  # MNIST ink is about 20 px wide: the two touch or overlap
+    image = np.zeros((28, 28 + step), np.uint8)
+    image[:, :28] = first
+    image[:, step:step + 28] = np.maximum(image[:, step:step + 28], second)
+    return image
+
+
+def _half(rng: np.random.Generator, mnist: MnistSplit) -> np.ndarray | None:
+    side = "left" if rng.random() < 0.7 else "right"
+    candidates = np.flatnonzero(np.isin(mnist.labels, HALVES[side]))
+    digit = mnist.images[int(rng.choice(candidates))].copy()
+    columns = np.flatnonzero(digit.max(axis=0) > 0)
+    if len(columns) < 6:
+        return None
+    cut = int(columns[0] + rng.uniform(0.35, 0.5) * (columns[-1] - columns[0]))
+    if side == "left":
+        digit[:, cut:] = 0
+    else:
+        digit[:, :cut] = 0
+    return digit
+
+
+def _scene_crops(mnist: MnistSplit, seed: int, wanted: int) -> list[np.ndarray]:
+    """Crops the detector takes from rendered camera frames that show no digit (clutter, hands, blank cards)."""
+    from edge_app.synthetic import ClipOptions, render_frames
+
+    crops: list[np.ndarray] = []
+    options = ClipOptions(segments=8, segment_frames=6)
+    clip = 0
+    while len(crops) < wanted and clip < 50 + wanted:
+        config = SCENE_DETECTORS[clip % len(SCENE_DETECTORS)]
+        for frame, truth in render_frames(mnist, seed=seed * 100_000 + clip, options=options):
+            if truth:
+                continue
+            for region in detect(frame, config).regions:
+                prepared = to_mnist_input(region.crop)
+                if prepared is not None and not looks_like_a_one(prepared):
+                    crops.append(prepared)
+        clip += 1
+    return crops[:wanted]
+
+
+DRAWN_KINDS = {"letter": _letter, "rule": _rule, "blob": _blob}
+DIGIT_KINDS = {"merged": _merged, "half": _half}
+# Shares of each kind in a set of negatives (the scene crops make up the rest).
+SHARES = {"letter": 0.25, "rule": 0.15, "blob": 0.1, "merged": 0.2, "half": 0.05, "scene": 0.25}
+
+
+def not_digit_examples(mnist: MnistSplit, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`count` (28, 28) uint8 "not a digit" inputs and their kind names, seeded.
+
+    `mnist` gives the digits that merged pairs and halves are made of: the training split for training,
+    the test split for evaluation, so the two never share a digit.
+    """
+    rng = np.random.default_rng(seed)
+    examples, kinds = [], []
+    for kind, share in SHARES.items():
+        wanted = int(round(share * count))
+        if kind == "scene":
+            made = _scene_crops(mnist, seed, wanted)
+        else:
+            made = []
+            while len(made) < wanted:
+                drawn = DRAWN_KINDS[kind](rng) if kind in DRAWN_KINDS else DIGIT_KINDS[kind](rng, mnist)
+                prepared = None if drawn is None else to_mnist_input(drawn)
+                if prepared is not None and not looks_like_a_one(prepared):
+                    made.append(prepared)
+        examples += made
+        kinds += [kind] * len(made)
+    order = rng.permutation(len(examples))
+    return np.stack(examples)[order], np.array(kinds)[order]
