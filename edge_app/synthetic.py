@@ -28,6 +28,10 @@ class ClipOptions:
     fps: float = 25.0
     two_digit_share: float = 0.4  # share of cards that carry a two-digit number
     blank_card_share: float = 0.3  # share of empty stretches that show a blank card instead of nothing
+    # The pen's and the paper's BGR colours on every card; None: a black or dark blue pen on white-ish paper.
+    # (Set, they replace the random colour after it is drawn, so the rest of a seed's clip stays the same.)
+    pen_bgr: tuple[float, float, float] | None = None
+    paper_bgr: tuple[float, float, float] | None = None
 
 
 SKIN_BGR = np.array([120, 150, 205], np.float32)  # a mid skin tone; jittered per clip
@@ -61,8 +65,8 @@ def _clutter_background(rng: np.random.Generator, width: int, height: int) -> np
     return np.clip(image, 0, 255).astype(np.float32)
 
 
-def _digit_card(rng: np.random.Generator, digits: list[np.ndarray]) -> np.ndarray:
-    """A paper card (BGR float32) with the given MNIST digits (white-on-black 28x28) as dark ink strokes."""
+def _digit_card(rng: np.random.Generator, digits: list[np.ndarray], pen_bgr=None, paper_bgr=None) -> np.ndarray:
+    """A paper card (BGR float32) with the given MNIST digits (white-on-black 28x28) as ink strokes."""
     cell = int(rng.integers(100, 150))  # px per 28x28 digit on the card
     # Each digit's inked columns, so neighbours are written close but never touching (a run-together
     # "04" is one blob, a segmentation problem of its own that these clips do not pose).
@@ -80,6 +84,10 @@ def _digit_card(rng: np.random.Generator, digits: list[np.ndarray]) -> np.ndarra
     card_w, card_h = ink_width + 2 * margin_x, cell + 2 * margin_y
     paper = rng.uniform(200, 250) * np.array([1.0, rng.uniform(0.97, 1.0), rng.uniform(0.98, 1.03)])
     ink_colour = rng.uniform(10, 60) * np.array([rng.uniform(0.8, 1.6), 1.0, 1.0])  # black or dark blue pen
+    if pen_bgr is not None:
+        ink_colour = np.array(pen_bgr, np.float64)
+    if paper_bgr is not None:
+        paper = np.array(paper_bgr, np.float64)
     ink = np.zeros((card_h, card_w + cell), np.float32)  # + cell: room for a digit's blank side columns
     for digit, offset in zip(digits, offsets):
         big = cv2.resize(digit.astype(np.float32) / 255.0, (cell, cell), interpolation=cv2.INTER_CUBIC)
@@ -93,9 +101,11 @@ def _digit_card(rng: np.random.Generator, digits: list[np.ndarray]) -> np.ndarra
     return card.astype(np.float32)
 
 
-def _blank_card(rng: np.random.Generator) -> np.ndarray:
+def _blank_card(rng: np.random.Generator, paper_bgr=None) -> np.ndarray:
     card_w, card_h = int(rng.integers(180, 360)), int(rng.integers(150, 240))
     paper = rng.uniform(200, 250) * np.array([1.0, rng.uniform(0.97, 1.0), rng.uniform(0.98, 1.03)])
+    if paper_bgr is not None:
+        paper = np.array(paper_bgr, np.float64)
     return (np.ones((card_h, card_w, 3)) * paper + rng.normal(0, 3, (card_h, card_w, 3))).astype(np.float32)
 
 
@@ -222,9 +232,9 @@ def render_frames(mnist: MnistSplit, seed: int = 0, options: ClipOptions = ClipO
         background = backgrounds[int(rng.integers(len(backgrounds)))]
         light = _lighting(rng, width, height)
         if digits:
-            card = _digit_card(rng, digits)
+            card = _digit_card(rng, digits, options.pen_bgr, options.paper_bgr)
         elif rng.random() < options.blank_card_share:
-            card = _blank_card(rng)
+            card = _blank_card(rng, options.paper_bgr)
         else:
             card = None
         show_hand = card is not None or rng.random() < 0.5
@@ -320,13 +330,7 @@ def photographed_digit(digit: np.ndarray, rng: np.random.Generator, ink_bgr: tup
     noise, JPEG), with the card's edges in view. The detector and `to_mnist_input` then cut it out as in
     `digits run`, which gives the "rendered camera crops" that calibration and accuracy are measured on.
     `ink_bgr`: the pen's colour (default: a black or dark blue pen, as on the held cards)."""
-    card = _digit_card(rng, [digit])
-    if ink_bgr is not None:  # redraw the ink in another colour: the card's darkness says where the ink is
-        gray = card.mean(axis=2, keepdims=True)
-        paper_level = float(np.percentile(gray, 90))
-        paper_bgr = np.percentile(card.reshape(-1, 3), 90, axis=0).astype(np.float32)
-        coverage = np.clip((paper_level - gray) / max(paper_level - 20.0, 1.0), 0, 1)
-        card = paper_bgr * (1 - coverage) + np.float32(ink_bgr) * coverage
+    card = _digit_card(rng, [digit], ink_bgr)
     card_h, card_w = card.shape[:2]
     width, height = int(card_w * rng.uniform(1.2, 1.6)), int(card_h * rng.uniform(1.2, 1.6))
     frame = np.empty((height, width, 3), np.float32)

@@ -66,22 +66,31 @@ def test_shipped_cnn_records_its_classes_and_temperature():
         assert load_classifier(MODELS / name).labels[-1] == NOT_A_DIGIT
 
 
-def _drawn(text: str) -> np.ndarray:
-    image = np.full((200, 200, 3), 235, np.uint8)
-    cv2.putText(image, text, (40, 150), cv2.FONT_HERSHEY_SIMPLEX, 4, (30, 30, 30), 9, cv2.LINE_AA)
+# Pen strokes (x, y) on a 240 px sheet: a letter and a hash sign, as someone would write them beside a number.
+WRITTEN = {"K": [[(80, 40), (80, 200)], [(170, 40), (80, 130), (170, 200)]],
+           "hash": [[(70, 40), (60, 200)], [(150, 40), (140, 200)], [(30, 90), (190, 90)], [(25, 150), (185, 150)]],
+           "x": [[(50, 60), (170, 190)], [(170, 60), (50, 190)]]}
+
+
+def _written(strokes) -> np.ndarray:
+    image = np.full((240, 240, 3), 235, np.uint8)
+    for stroke in strokes:
+        cv2.polylines(image, [np.array(stroke, np.int32)], False, (30, 30, 30), 7, cv2.LINE_AA)
     return image
 
 
-def test_predict_says_no_digit_for_a_letter_and_reads_a_digit(tmp_path):
-    letter, hash_sign = tmp_path / "letter.png", tmp_path / "hash.png"
-    cv2.imwrite(str(letter), _drawn("K"))
-    cv2.imwrite(str(hash_sign), _drawn("#"))
-    result = run_digits("predict", str(letter), str(hash_sign), str(MODELS.parent / "tests/data/handdrawn/7.png"))
+def test_predict_says_no_digit_for_letters_and_symbols_and_reads_a_digit(tmp_path):
+    paths = []
+    for name, strokes in WRITTEN.items():
+        paths.append(tmp_path / f"{name}.png")
+        cv2.imwrite(str(paths[-1]), _written(strokes))
+    result = run_digits("predict", *map(str, paths), str(MODELS.parent / "tests/data/handdrawn/7.png"))
     lines = result.stdout.strip().splitlines()
-    assert result.returncode == 0 and len(lines) == 3, result.stderr
-    assert ": no digit (not a digit " in lines[0] and ": no digit (not a digit " in lines[1]
-    assert lines[2].split(": ")[1].startswith("7 ")
-    as_json = json.loads(run_digits("predict", str(letter), "--format", "jsonl").stdout)
+    assert result.returncode == 0 and len(lines) == 4, result.stderr
+    for line in lines[:3]:
+        assert ": no digit (not a digit " in line, line
+    assert lines[3].split(": ")[1].startswith("7 ")
+    as_json = json.loads(run_digits("predict", str(paths[0]), "--format", "jsonl").stdout)
     assert as_json["digit"] is None and as_json["not_digit"] > 0.5 and as_json["text"] == ""
 
 

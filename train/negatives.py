@@ -12,9 +12,9 @@ time. Kinds, and why each is here:
 - `scene`: whatever the detector itself finds in rendered camera frames that hold no digit
   (clutter, hands, blank cards, edges).
 
-Shapes that are fair digits are left out on purpose: a near-vertical line or thin blob (a 1), a ring
-(a 0), the right half of a 3, 4, 8 or 9 (still read as 3, 1, 3, 1), and anything
-that ends up narrower than MIN_WIDTH (a 1, whatever it was cut from). Everything is seeded, so a
+Shapes that are fair digits are left out on purpose (`looks_like_a_digit`): anything narrow or a
+stroke standing roughly upright (a 1, whatever it was cut from), a blob with a large loop (a ring is a
+0), and halves that still read as a digit (the left of a 2 or 5, the right of most digits). Everything is seeded, so a
 training run's negatives can be made again.
 """
 from __future__ import annotations
@@ -32,18 +32,40 @@ CANVAS = 64  # px: strokes are drawn at about twice MNIST's scale, then prepared
 LETTERS = "ACEFHKMNPRUVWXacehkmnpuvwx+=#%&@*<>~"  # none of them a fair digit (no O, l, I, S, Z, B, g, q...)
 FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX,
          cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_COMPLEX)
-HALVES = {"left": (2, 3, 5, 8, 9), "right": (2, 5)}  # digits whose half is no digit, by the side kept
+# Digits whose left part is no digit: the left of a 3, 8 or 9 is one or two arcs ("c", "3" mirrored); the
+# left of a 2 or 5 still reads as that digit, the right of almost any digit as a 1, 3 or the digit itself.
+HALF_DIGITS = (3, 8, 9)
 # Detection as permissive as the app may become once the model rejects: any pen and paper colour, small
 # regions; the live detector and the still detector, one clip each in turn.
 SCENE_DETECTORS = (replace(LIVE, any_pen_colour=True, min_digit_share=0.03, max_paper_saturation=1.0),
                    replace(STILL, working_size=640))
 MIN_WIDTH = 10  # px of 28: a narrower shape is a fair 1, whatever it was cut from, so it is never a negative
+MAX_STROKE_ASPECT = 0.35  # a shape this thin (short / long side of its rotated box) is one stroke ...
+MAX_STROKE_TILT = 50  # ... and a 1 when it stands within this many degrees of vertical
+MIN_HOLE_SHARE = 0.06  # of the shape's box: a loop this large makes a blob a 0, 6, 8 or 9 to anyone
 
 
-def looks_like_a_one(prepared: np.ndarray) -> bool:
-    """A tall thin shape (a rule seen end on, a finger's edge, a stroke's fragment) is what a 1 is."""
-    columns = np.flatnonzero(prepared.max(axis=0) > 64)
-    return len(columns) == 0 or columns[-1] - columns[0] + 1 < MIN_WIDTH
+def looks_like_a_digit(prepared: np.ndarray, loops_count: bool = True) -> bool:
+    """Shapes that are fair digits whatever they were cut from, so never negatives: a tall thin shape or a
+    stroke that stands roughly upright (a rule seen end on, a cable, a finger's edge: a 1), and, for
+    blobs (`loops_count`), one with a large hole (a ring: a 0; a loop on a stem: a 6 or 9)."""
+    mask = (prepared > 64).astype(np.uint8)
+    columns = np.flatnonzero(mask.max(axis=0))
+    if len(columns) == 0 or columns[-1] - columns[0] + 1 < MIN_WIDTH:
+        return True
+    points = cv2.findNonZero(mask)
+    (_, _), (width, height), angle = cv2.minAreaRect(points)
+    if min(width, height) < MAX_STROKE_ASPECT * max(width, height):
+        along = angle if width >= height else angle + 90  # the long side's angle from the x axis, degrees
+        if abs(abs(along % 180) - 90) <= MAX_STROKE_TILT:
+            return True
+    if loops_count:
+        contours, hierarchy = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+        box_area = float(np.count_nonzero(mask.any(axis=1))) * len(columns)
+        holes = [cv2.contourArea(c) for c, h in zip(contours, hierarchy[0]) if h[3] >= 0]
+        if holes and max(holes) >= MIN_HOLE_SHARE * box_area:
+            return True
+    return False
 
 
 def _canvas() -> np.ndarray:
@@ -119,17 +141,12 @@ def _merged(rng: np.random.Generator, mnist: MnistSplit) -> np.ndarray:
 
 
 def _half(rng: np.random.Generator, mnist: MnistSplit) -> np.ndarray | None:
-    side = "left" if rng.random() < 0.7 else "right"
-    candidates = np.flatnonzero(np.isin(mnist.labels, HALVES[side]))
+    candidates = np.flatnonzero(np.isin(mnist.labels, HALF_DIGITS))
     digit = mnist.images[int(rng.choice(candidates))].copy()
     columns = np.flatnonzero(digit.max(axis=0) > 0)
     if len(columns) < 6:
         return None
-    cut = int(columns[0] + rng.uniform(0.35, 0.5) * (columns[-1] - columns[0]))
-    if side == "left":
-        digit[:, cut:] = 0
-    else:
-        digit[:, :cut] = 0
+    digit[:, int(columns[0] + rng.uniform(0.35, 0.5) * (columns[-1] - columns[0])):] = 0
     return digit
 
 
@@ -147,7 +164,7 @@ def _scene_crops(mnist: MnistSplit, seed: int, wanted: int) -> list[np.ndarray]:
                 continue
             for region in detect(frame, config).regions:
                 prepared = to_mnist_input(region.crop)
-                if prepared is not None and not looks_like_a_one(prepared):
+                if prepared is not None and not looks_like_a_digit(prepared):
                     crops.append(prepared)
         clip += 1
     return crops[:wanted]
@@ -176,7 +193,8 @@ def not_digit_examples(mnist: MnistSplit, count: int, seed: int = 0) -> tuple[np
             while len(made) < wanted:
                 drawn = DRAWN_KINDS[kind](rng) if kind in DRAWN_KINDS else DIGIT_KINDS[kind](rng, mnist)
                 prepared = None if drawn is None else to_mnist_input(drawn)
-                if prepared is not None and not looks_like_a_one(prepared):
+                # Letters and merged digits have loops of their own (A, e, two 0s): only blobs' loops count.
+                if prepared is not None and not looks_like_a_digit(prepared, loops_count=kind == "blob"):
                     made.append(prepared)
         examples += made
         kinds += [kind] * len(made)
