@@ -37,6 +37,7 @@ from edge_app.detect import (
     split_touching,
 )
 from edge_app.files import write_json_atomic, write_png_atomic
+from edge_app.images import Still
 from edge_app.images import read_still as read_image
 from edge_app.models import default_model_path
 from edge_app.preprocess import MNIST_SIZE, to_grayscale, to_mnist_input
@@ -354,11 +355,21 @@ def read_still(path: Path | str, pipeline: DigitPipeline, index: int = 0, debug_
     started = time.perf_counter()
     still = read_image(Path(path))
     decode_ms = (time.perf_counter() - started) * 1000
-    result = pipeline.process(still.image, index, float(index), decode_ms, still=True, path=str(path))
+    result, overlay = read_decoded_still(still, str(path), pipeline, index, decode_ms, overlay=debug_dir is not None,
+                                         debug=True)
     if debug_dir is not None:
-        overlay = draw_overlay(still.image, result, 0.0, pipeline.min_confidence, debug=True)
-        save_debug(debug_dir, result.in_file_pixels(still.scale), overlay)
-    return result.in_file_pixels(still.scale)
+        save_debug(debug_dir, result, overlay)
+    return result
+
+
+def read_decoded_still(still: Still, name: str, pipeline: DigitPipeline, index: int = 0, decode_ms: float = 0.0,
+                       overlay: bool = False, debug: bool = False) -> tuple[FrameResult, np.ndarray | None]:
+    """The rest of `read_still` for a still already decoded by `images.decode_still` (a file, or the bytes of
+    an upload to `digits serve`): (its reading in the file's pixels, its overlay on the decoded pixels, drawn
+    on `still.image`, when `overlay`)."""
+    result = pipeline.process(still.image, index, float(index), decode_ms, still=True, path=name)
+    shown = draw_overlay(still.image, result, 0.0, pipeline.min_confidence, debug) if overlay else None
+    return result.in_file_pixels(still.scale), shown
 
 
 def process_frame(frame: np.ndarray, classifier: Classifier, readout: StableReadout | None = None,
