@@ -123,7 +123,8 @@ class LiveFeed:
         self._wake = threading.Condition()
         self._readings: deque = deque(maxlen=PENDING_READINGS)
         self._frame: tuple | None = None  # (overlay copy, index, stamp) waiting to be encoded
-        self._last_shown = self._media_anchor = None
+        self._next_slot = 0.0  # Unix s: the next frame at or after this is encoded for the viewers
+        self._media_anchor = None
         self._last_overlay: tuple | None = None  # the newest overlay (not copied), encoded when the source ends
         self.frames = 0  # frames published; read by the page's state
         self.ended = False  # the source has ended (a video or a folder ran out)
@@ -146,10 +147,12 @@ class LiveFeed:
             self._readings.append((result, stamp))
             if overlay is not None:
                 self._last_overlay = (overlay, result.frame, stamp)
-                due = self._last_shown is None or stamp - self._last_shown >= self._interval * 0.95
-                if self.hub.viewers and due:
+                if self.hub.viewers and stamp >= self._next_slot:
                     # A copy: the source may reuse its buffer, and the loop goes on while this is encoded.
-                    self._frame, self._last_shown = (overlay.copy(), result.frame, stamp), stamp
+                    self._frame = (overlay.copy(), result.frame, stamp)
+                    # At most stream_fps on average; a frame that comes a little early (camera jitter) is not
+                    # dropped for it, since the slots keep up to one interval of credit.
+                    self._next_slot = max(self._next_slot, stamp - self._interval) + self._interval
             self._wake.notify()
 
     def _pace(self, result: FrameResult) -> float:
