@@ -328,9 +328,11 @@ def build_app(hub: Hub, feed: LiveFeed, readers: Readers, serving: ServeOptions,
 
     async def read(request: Request) -> Response:
         async def work():
+            # The type is told by the file's first bytes (read_upload), whatever the Content-Type says (curl's
+            # --data-binary says a form); only a real form is refused here, with what to send instead.
             kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if kind and not kind.startswith("image/") and kind != "application/octet-stream":
-                raise UploadError(415, f"Content-Type {kind} is not an image: send the file itself as the body, "
+            if kind.startswith("multipart/"):
+                raise UploadError(415, f"{kind}: send the image file itself as the body, not a form, "
                                        "e.g. curl --data-binary @photo.jpg -H 'Content-Type: image/jpeg' URL")
             data = await body_of(request, serving.max_upload_bytes, "the upload")
             name = request.query_params.get("name", "upload")[:100] or "upload"
