@@ -8,7 +8,7 @@ Measured, in one run, with `digits serve` in its own process as a user starts it
   a rendered 640x480 clip at 25 FPS): frames per second each page drew, and the delay from the moment the
   app read each frame (the X-Timestamp of its part) to the moment the page drew it, median over all;
 - the recognizer's frame rate (frames the loop read per second) on the same stream sent as fast as it is
-  taken, with no viewer and with 5 viewers, in alternating windows: 5 plain HTTP readers of
+  taken, with no viewer and with viewers, in alternating windows: 1 and 5 plain HTTP readers of
   /stream.mjpg (the server's own cost) and 5 Chromium pages (the browsers' cost on this machine too);
 - the draw pad: the 10 digits of tests/data/handdrawn drawn with mouse events, against `digits predict`;
 - with --install-size: what `pip install '.[serve]'` adds to a fresh edge install (a venv built in /tmp).
@@ -179,18 +179,19 @@ def live_view(browser, jpegs: list[bytes], seconds: float) -> dict:
 def recognizer_rate(browser, jpegs: list[bytes], seconds: float) -> dict:
     stream = ClipStream(jpegs, fps=None)
     served = Served("--source", stream.url)
-    rates = {"none": [], "http": [], "browsers": []}
+    rates = {"none": [], "http_1": [], "http": [], "browsers": []}
     try:
         time.sleep(2.0)  # the stream connected, the model warm
         for _ in range(3):  # alternating windows: the machine's other load moves all of them alike
             rates["none"].append(loop_rate(served, seconds))
-            viewers = [HttpViewer(served) for _ in range(VIEWERS)]
-            for viewer in viewers:
-                viewer.start()
-            time.sleep(1.0)
-            rates["http"].append(loop_rate(served, seconds))
-            for viewer in viewers:
-                viewer.stop.set()
+            for count, key in ((1, "http_1"), (VIEWERS, "http")):
+                viewers = [HttpViewer(served) for _ in range(count)]
+                for viewer in viewers:
+                    viewer.start()
+                time.sleep(1.0)
+                rates[key].append(loop_rate(served, seconds))
+                for viewer in viewers:
+                    viewer.stop.set()
             rates["none"].append(loop_rate(served, seconds))
             contexts, _ = open_pages(browser, served.url, VIEWERS)
             time.sleep(1.0)
@@ -203,6 +204,7 @@ def recognizer_rate(browser, jpegs: list[bytes], seconds: float) -> dict:
         stream.close()
     none = statistics.median(rates["none"])
     return {"fps": {k: [round(r, 1) for r in v] for k, v in rates.items()},
+            "http_1_viewer_ratio": round(statistics.median(rates["http_1"]) / none, 3),
             "http_viewers_ratio": round(statistics.median(rates["http"]) / none, 3),
             "browser_viewers_ratio": round(statistics.median(rates["browsers"]) / none, 3)}
 
