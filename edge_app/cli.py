@@ -35,7 +35,7 @@ def _build_parser(argv: list[str]):
 
 # Packages outside the edge install -> the extra that brings them.
 OPTIONAL_PACKAGES = {"tensorflow": "train", "keras": "train", "tf2onnx": "train", "onnx": "train",
-                     "matplotlib": "plot"}
+                     "matplotlib": "plot", "paho": "mqtt"}
 
 
 def _missing_package(command: str, error: ModuleNotFoundError) -> int:
