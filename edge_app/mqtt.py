@@ -201,6 +201,11 @@ def discovery_config(options: MqttOptions) -> dict:
                        "model": "digits-edge", "sw_version": version()}}
 
 
+def _readings(count: int, adjective: str = "") -> str:
+    """ "1 reading", "3 queued readings" """
+    return f"{count} {adjective + ' ' if adjective else ''}reading{'' if count == 1 else 's'}"
+
+
 def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -369,8 +374,10 @@ class MqttSink:
         try:
             self._client.connect(self.options.host, self.options.port, keepalive=KEEPALIVE_S)
         except (OSError, ValueError) as error:
-            self._failed(_describe(error) if isinstance(error, OSError) else str(error),
-                         settings=isinstance(error, ssl.SSLCertVerificationError))
+            problem = _describe(error) if isinstance(error, OSError) else str(error)
+            if self.options.tls and isinstance(error, ConnectionResetError):
+                problem += " in the TLS handshake: is it a TLS port? mqtt:// is for plain ones"
+            self._failed(problem, settings=isinstance(error, ssl.SSLCertVerificationError))
             return
         self._state = "connecting"
 
@@ -388,8 +395,8 @@ class MqttSink:
         if self._away_since is not None:
             back = f"is back after {time.monotonic() - self._away_since:.1f} s" if self._ever_connected else "reached"
             dropped = f"; the oldest {self._dropped} were dropped (queue full)" if self._dropped else ""
-            _say(f"MQTT broker {self.options.broker} {back}; sending {len(self._pending) + len(self._unacked)} "
-                 f"queued readings{dropped}")
+            _say(f"MQTT broker {self.options.broker} {back}; sending "
+                 f"{_readings(len(self._pending) + len(self._unacked), 'queued')}{dropped}")
         self._ever_connected = True
         self._away_since, self._attempts, self._dropped = None, 0, 0
         with self._startup_lock:
@@ -404,6 +411,8 @@ class MqttSink:
         self._refusal = None
         if problem is None and code is not None:
             problem = SETTINGS_REFUSALS.get(code, f"the broker refused the connection ({reason})")
+        elif problem is None and self._state == "connecting" and not self.options.tls:
+            problem = "closed before the broker answered: is it a TLS port? mqtts:// is for those"
         was_connected = self._state == "connected"
         self._failed(problem or "connection lost", settings=code in SETTINGS_REFUSALS, was_connected=was_connected)
 
@@ -435,7 +444,7 @@ class MqttSink:
         elif now - self._reminded >= REMIND_EVERY_S:
             self._reminded = now
             _say(f"MQTT broker {self.options.broker} still away after {now - self._away_since:.0f} s ({problem}); "
-                 f"{len(self._pending) + len(self._unacked)} readings queued; still trying")
+                 f"{_readings(len(self._pending) + len(self._unacked))} queued; still trying")
 
     def _send(self) -> None:
         """Hand queued readings to paho in order while fewer than WINDOW await their acknowledgement."""
@@ -466,7 +475,7 @@ class MqttSink:
         self.connected = False
         left = len(self._pending) + len(self._unacked)
         if left:
-            _say(f"MQTT broker {self.options.broker}: {left} readings not delivered before exit "
+            _say(f"MQTT broker {self.options.broker}: {_readings(left)} not delivered before exit "
                  f"(waited {CLOSE_WAIT_S:g} s)")
 
 

@@ -282,6 +282,7 @@ def _make_certificates(folder: Path) -> tuple[Path, Path, Path]:
     return ca, cert, key
 
 
+@pytest.mark.slow
 @needs_model
 @pytest.mark.skipif(subprocess.run(["which", "openssl"], capture_output=True).returncode != 0,
                     reason="openssl is not installed (needed to make the test certificates)")
@@ -300,6 +301,12 @@ def test_mqtts_with_the_ca_file_publishes_and_without_it_is_one_line_exit_2(tmp_
         assert trusted.returncode == 0 and trusted.stderr == "", trusted.stderr
         log = (broker.folder / "mosquitto.log").read_text()
         assert "Received PUBLISH from digits-pi-" in log and "secure/pi/reading" in log
+        # mqtt:// to the TLS port: not a setting the broker refused, so reading goes on, with a hint.
+        plain = run_digits("run", "--headless", "--source", str(HANDDRAWN / "7.png"), "--model", str(MODEL),
+                           "--mqtt", f"mqtt://127.0.0.1:{broker.port}")
+        assert plain.returncode == 0 and plain.stdout.strip().endswith("7.png: 7")
+        assert "closed before the broker answered: is it a TLS port? mqtts:// is for those" in \
+            plain.stderr.splitlines()[0]
 
 
 @needs_model
@@ -412,6 +419,7 @@ def test_a_broker_away_at_startup_is_one_line_and_reading_goes_on(tmp_path, card
     assert [r["seq"] for r in readings] == list(range(1, len(changes) + 1))
 
 
+@pytest.mark.slow
 @needs_model
 def test_an_unreachable_host_is_one_line_and_the_photos_are_still_read():
     port = free_port()  # nothing listens there
@@ -422,4 +430,4 @@ def test_an_unreachable_host_is_one_line_and_the_photos_are_still_read():
     said = result.stderr.strip().splitlines()
     assert said == [f"MQTT broker 127.0.0.1:{port} cannot be reached (connection refused); reading goes on, readings "
                     "are queued and sent when it is back",
-                    f"MQTT broker 127.0.0.1:{port}: 1 readings not delivered before exit (waited 5 s)"]
+                    f"MQTT broker 127.0.0.1:{port}: 1 reading not delivered before exit (waited 5 s)"]
