@@ -20,6 +20,7 @@ from edge_app.mqtt import MqttSink, mqtt_options
 from edge_app.run import FrameResult
 
 from conftest import MODELS, ROOT, run_digits
+from fleet_mqtt import run_fleet
 from mjpeg_server import MjpegStream
 from mosquitto_broker import MISSING, MOSQUITTO, MOSQUITTO_PASSWD, Mosquitto, free_port
 
@@ -431,3 +432,14 @@ def test_an_unreachable_host_is_one_line_and_the_photos_are_still_read():
     assert said == [f"MQTT broker 127.0.0.1:{port} cannot be reached (connection refused); reading goes on, readings "
                     "are queued and sent when it is back",
                     f"MQTT broker 127.0.0.1:{port}: 1 reading not delivered before exit (waited 5 s)"]
+
+
+@pytest.mark.slow
+@needs_mosquitto
+def test_five_devices_on_one_broker_through_two_restarts_every_reading_accounted_for(tmp_path):
+    """The short form of tests/fleet_mqtt.py (20 devices for 10 minutes; README has its figures)."""
+    report = run_fleet(devices=5, seconds=16, restart_every=6, fps=10, folder=tmp_path)
+    print({key: value for key, value in report.items() if key != "per_device"})
+    assert report["broker_restarts"] == 2
+    assert report["readings_published"] >= 5 * 8 and report["lost"] == 0
+    assert report["all_exact"], [row for row in report["per_device"] if not row["exact"]]
