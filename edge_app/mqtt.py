@@ -242,7 +242,7 @@ class MqttSink:
         self._seq = 0
         # Worker only:
         self._pending: collections.deque[tuple[int, bytes]] = collections.deque()  # (seq, payload), oldest first
-        self._unacked: dict[int, int] = {}  # paho message id -> seq (or 0: status, discovery)
+        self._unacked: dict[int, int] = {}  # paho message id -> seq, for readings handed over and not acknowledged
         self._taken = 0  # the last seq taken from the handoff (a jump: readings the full handoff dropped)
         self._dropped = 0  # readings dropped from a full queue during this outage
         self._state = "idle"  # idle (waiting to try) -> connecting (CONNACK awaited) -> connected
@@ -253,7 +253,7 @@ class MqttSink:
         self._reminded = 0.0
         self._ever_connected = False
         self._refusal: tuple[int, str] | None = None  # the CONNACK reason (code, name) of a refused connection
-        self._frame_info = None  # the last frame's MQTTMessageInfo: a frame goes only once the previous one is out
+        self._frame_info = None  # the last frame's MQTTMessageInfo: new frames go once it is written out
         self._first = threading.Event()  # the first attempt's outcome is known
         self._first_problem: str | None = None  # ... and, when a setting is wrong, why
         self._startup_lock = threading.Lock()
