@@ -37,7 +37,7 @@ def _build_parser(argv: list[str]):
 
 # Packages outside the edge install -> the extra that brings them.
 OPTIONAL_PACKAGES = {"tensorflow": "train", "keras": "train", "tf2onnx": "train", "onnx": "train",
-                     "matplotlib": "plot", "starlette": "serve", "uvicorn": "serve"}
+                     "matplotlib": "plot", "starlette": "serve", "uvicorn": "serve", "paho": "mqtt"}
 
 
 def _missing_package(command: str, error: ModuleNotFoundError) -> int:

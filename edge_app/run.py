@@ -40,6 +40,7 @@ from edge_app.files import write_json_atomic, write_png_atomic
 from edge_app.images import Still
 from edge_app.images import read_still as read_image
 from edge_app.models import default_model_path
+from edge_app.mqtt import add_mqtt_arguments, mqtt_sinks
 from edge_app.preprocess import MNIST_SIZE, to_grayscale, to_mnist_input
 from edge_app.readout import (
     CARD_HEIGHT_RATIO,
@@ -663,6 +664,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stdout: 'text' prints the number when it changes, 'jsonl' one JSON object per frame")
     parser.add_argument("--snapshot-dir", type=Path, default=Path("."), help="where the s key saves snapshots")
     add_reading_arguments(parser)
+    add_mqtt_arguments(parser)
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
@@ -682,7 +684,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
 def publish_sinks(args: argparse.Namespace) -> list[FrameSink]:
     """The sinks that send readings off the device, from the options (`digits run` and `digits serve`);
     ValueError with a one-line reason. Each has `close()`, called when the loop ends."""
-    return []
+    return [*mqtt_sinks(args)]
 
 
 def main(args: argparse.Namespace) -> int:
