@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -687,7 +689,16 @@ def publish_sinks(args: argparse.Namespace) -> list[FrameSink]:
     return [*mqtt_sinks(args)]
 
 
+def _stop_on_sigterm(signum, frame) -> None:
+    # `systemctl stop` (and `kill`) send SIGTERM, which would end Python without running `finally`: the
+    # camera would not be released and readings still queued for a broker would be lost. End as a
+    # finished source does instead.
+    raise SystemExit(0)
+
+
 def main(args: argparse.Namespace) -> int:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
     if not args.headless and (problem := display_problem()):
         print(f"digits run: cannot open a window: {problem}; use --headless (with --format jsonl for results)",
               file=sys.stderr)
