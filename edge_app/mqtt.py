@@ -42,7 +42,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from edge_app.sources import REMIND_EVERY_S
 
@@ -137,9 +137,11 @@ def mqtt_options(url: str, device_id: str | None = None, username: str | None = 
     if scheme not in PORTS:
         raise ValueError(expected + (f", not {scheme}://" if scheme else ""))
     try:
-        port = parts.port or PORTS[scheme]
+        port = PORTS[scheme] if parts.port is None else parts.port
     except ValueError:
-        raise ValueError(f"--mqtt {shown}: the port must be a number from 1 to 65535") from None
+        port = 0
+    if not 1 <= port <= 65535:  # ":0" too: no broker listens there, and taking it for the default would hide a typo
+        raise ValueError(f"--mqtt {shown}: the port must be a number from 1 to 65535")
     if not parts.hostname:
         raise ValueError(expected + " (no host)")
     if parts.query or parts.fragment or "#" in url:
@@ -151,8 +153,9 @@ def mqtt_options(url: str, device_id: str | None = None, username: str | None = 
                     _topic_problem(discovery_prefix, "--mqtt-discovery-prefix")):
         if problem:
             raise ValueError(problem)
-    username = username or parts.username or environ.get(USER_ENV) or None
-    password = password or parts.password or environ.get(PASSWORD_ENV) or None
+    # A URL carries a user or password with '@', ':' or '/' in it percent-encoded (p%40ss): the broker wants them decoded.
+    username = username or unquote(parts.username or "") or environ.get(USER_ENV) or None
+    password = password or unquote(parts.password or "") or environ.get(PASSWORD_ENV) or None
     if password and not username:
         raise ValueError(f"--mqtt {shown}: a password needs a user name: set ${USER_ENV} (or --mqtt-user)")
     if ca_file is not None:

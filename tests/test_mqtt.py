@@ -159,6 +159,7 @@ def cards():
     ("mqtt://", "(no host)"),
     ("mqtt://broker.local:99999/x", "the port must be a number from 1 to 65535"),
     ("mqtt://broker.local:port/x", "the port must be a number from 1 to 65535"),
+    ("mqtt://broker.local:0/x", "the port must be a number from 1 to 65535"),  # not quietly 1883
     ("mqtt://broker.local/home/+/meters", "cannot be a topic"),
     ("mqtt://broker.local/home//meters", "empty topic level"),
     ("mqtt://broker.local/x?retain=1", "'?' and '#' have no meaning here"),
@@ -181,6 +182,8 @@ def test_options_urls_and_environment():
     given = mqtt_options("mqtt://url-user:url-pass@broker.local:1884", device_id="pi", username="option-user",
                          environ={"DIGITS_MQTT_USER": "env-user", "DIGITS_MQTT_PASSWORD": "env-pass"})
     assert (given.username, given.password, given.url) == ("option-user", "url-pass", "mqtt://broker.local:1884/digits")
+    encoded = mqtt_options("mqtt://me%40home:p%40ss%3Aword@broker.local", device_id="pi", environ={})
+    assert (encoded.username, encoded.password) == ("me@home", "p@ss:word")  # as the broker must be sent them
     with pytest.raises(ValueError, match="must be one topic level"):
         mqtt_options("mqtt://broker.local", device_id="a/b", environ={})
     with pytest.raises(ValueError, match="a password needs a user name"):
