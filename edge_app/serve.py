@@ -21,6 +21,7 @@ import glob
 import json
 import math
 import os
+import re
 import sys
 import threading
 import time
@@ -50,6 +51,7 @@ from edge_app.sources import IMAGE_SUFFIXES, STREAM_PREFIXES, VIDEO_SUFFIXES, So
 
 DEFAULT_PORT = 8000
 TOKEN_ENV = "DIGITS_TOKEN"  # the access token, for a systemd unit that should not show it in `ps`
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_.~-]{8,}")  # what secrets.token_urlsafe() gives, and '.' '~'
 JPEG_QUALITY = 80  # a 640x480 overlay is about 40 KB: 25 FPS to five viewers is 5 MB/s, fine on a LAN
 PENDING_READINGS = 256  # frames' readings waiting for the broadcaster; more means it fell behind and old ones go
 STILL_SHOWN_S = 1.0  # a folder of photos is shown one photo a second
@@ -373,8 +375,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def serve_options(args: argparse.Namespace) -> ServeOptions:
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
-    if token is not None and (len(token) < 8 or not token.isprintable() or " " in token):
-        raise ValueError("--token: use at least 8 printable characters without spaces "
+    # Only characters that stay the same in a URL's ?token=, a cookie and a header: '+' reads as a space in a
+    # query, ';' ends a cookie, and a cookie or header cannot carry '€' at all (the page's answer would fail).
+    if token is not None and not TOKEN_PATTERN.fullmatch(token):
+        raise ValueError("--token: use at least 8 characters from A-Z a-z 0-9 - _ . ~ "
                          "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe())')")
     return ServeOptions(host=args.host, port=args.port, token=token, max_upload_bytes=int(args.max_upload_mb * 1e6),
                         stream_fps=args.stream_fps, pace=args.pace)

@@ -537,3 +537,22 @@ def test_image_types_are_told_by_their_first_bytes():
     assert image_type(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "WebP"
     assert image_type(b"RIFF\x00\x00\x00\x00AVI LIST") is None
     assert image_type(b"GIF89a") is None and image_type(b"") is None
+
+
+def test_a_token_that_a_url_cookie_or_header_would_change_is_refused_in_one_line(monkeypatch):
+    import argparse
+
+    from edge_app.serve import serve_options
+
+    def options(token):
+        return serve_options(argparse.Namespace(token=token, host="127.0.0.1", port=0, max_upload_mb=1.0,
+                                                stream_fps=30.0, pace=True))
+
+    assert options("Ab3_-.~xyz").token == "Ab3_-.~xyz"
+    # '€' cannot go in the page's cookie (a 500 with a traceback), '+' is a space in ?token=, ';' ends a cookie.
+    for bad in ("€uro-token-1", "plus+sign1", "semi;colon1", "short"):
+        with pytest.raises(ValueError, match="--token: use at least 8 characters"):
+            options(bad)
+    monkeypatch.setenv("DIGITS_TOKEN", "€uro-token-1")
+    with pytest.raises(ValueError, match="--token"):
+        options(None)
