@@ -58,10 +58,11 @@ STILL_SHOWN_S = 1.0  # a folder of photos is shown one photo a second
 MAX_BEHIND_S = 0.5  # a video that falls this far behind its own clock (a slow device) is not rushed to catch up
 PAD_POINTS = 20_000  # most points a draw-pad request may carry (a minute of drawing is about 3,000)
 PAD_STROKES = 500
-# Upload types, by their first bytes: the formats `digits predict` reads. Anything else is refused before
-# OpenCV sees it, which also keeps its rarer decoders (EXR, HDR, JPEG 2000) away from the network.
+# Upload types, by their first bytes: the formats `digits predict` reads (predict.IMAGE_SUFFIXES). Anything
+# else is refused before OpenCV sees it, which also keeps its rarer decoders (EXR, HDR, JPEG 2000) away from
+# the network.
 IMAGE_SIGNATURES = {
-    "PNG": (b"\x89PNG\r\n\x1a\n",), "JPEG": (b"\xff\xd8\xff",), "BMP": (b"BM",),
+    "PNG": (b"\x89PNG\r\n\x1a\n",), "JPEG": (b"\xff\xd8\xff",), "BMP": (b"BM",), "GIF": (b"GIF87a", b"GIF89a"),
     "TIFF": (b"II*\x00", b"MM\x00*"), "WebP": (b"RIFF",), "PNM": (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6"),
 }
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -286,7 +287,7 @@ def read_upload(data: bytes, name: str, pipeline: DigitPipeline, debug: bool = F
         raise UploadError(400, "the upload is empty: send an image file as the request body")
     kind = image_type(data)
     if kind is None:
-        raise UploadError(415, "not an image: send a PNG, JPEG, BMP, TIFF, WebP or PNM file as the request body "
+        raise UploadError(415, f"not an image: send a {', '.join(IMAGE_SIGNATURES)} file as the request body "
                                "(not a form: curl --data-binary @photo.jpg)")
     started = time.perf_counter()
     try:

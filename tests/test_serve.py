@@ -303,7 +303,9 @@ def test_the_upload_endpoint_answers_what_predict_prints(server, tmp_path):
     for k, digit in enumerate("2590"):
         sheet[150:390, 60 + 200 * k:300 + 200 * k] = cv2.resize(cv2.imread(str(HANDDRAWN / f"{digit}.png")), (240, 240))
     cv2.imwrite(str(page), sheet)
-    for path in (HANDDRAWN / "8.png", page):
+    gif = tmp_path / "seven.gif"  # digits predict reads GIFs (predict.IMAGE_SUFFIXES), so an upload must too
+    assert cv2.imwrite(str(gif), cv2.imread(str(HANDDRAWN / "7.png")))
+    for path in (HANDDRAWN / "8.png", page, gif):
         predicted = run_digits("predict", str(path), "--model", str(MODEL), "--format", "jsonl")
         expected = json.loads(predicted.stdout)
         status, answer, _ = server.request("POST", f"/api/read?name={path}", path.read_bytes(),
@@ -536,7 +538,7 @@ def test_image_types_are_told_by_their_first_bytes():
     assert image_type(cv2.imencode(".jpg", card_frame("1"))[1].tobytes()) == "JPEG"
     assert image_type(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "WebP"
     assert image_type(b"RIFF\x00\x00\x00\x00AVI LIST") is None
-    assert image_type(b"GIF89a") is None and image_type(b"") is None
+    assert image_type(b"GIF89a\x10\x00") == "GIF" and image_type(b"GIF88a") is None and image_type(b"") is None
 
 
 def test_a_token_that_a_url_cookie_or_header_would_change_is_refused_in_one_line(monkeypatch):
