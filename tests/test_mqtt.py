@@ -446,3 +446,35 @@ def test_five_devices_on_one_broker_through_two_restarts_every_reading_accounted
     assert report["broker_restarts"] == 2
     assert report["readings_published"] >= 5 * 8 and report["lost"] == 0
     assert report["all_exact"], [row for row in report["per_device"] if not row["exact"]]
+
+
+@needs_model
+@needs_mosquitto
+def test_sigterm_sends_what_is_queued_and_says_offline(broker, tmp_path):
+    """`systemctl stop` (SIGTERM) ends `digits run --mqtt` as a finished source does: the sink is closed, so every
+    stable reading printed reaches the broker and the status says "offline" from a clean exit (exit status 0).
+    A video file, not a stream: a signal while a stream's worker thread is inside its read aborts the process."""
+    clip = tmp_path / "cards.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 25, (320, 240))
+    faces = [cv2.imdecode(np.frombuffer(card(k % 10), np.uint8), cv2.IMREAD_COLOR) for k in range(10)]
+    for index in range(3000):  # a new card every 12 frames; more than the run reads before its SIGTERM
+        writer.write(faces[index // 12 % 10])
+    writer.release()
+    subscriber = Subscriber(broker.port, "digits/stopped/#")
+    app = start_digits("--source", str(clip), "--format", "jsonl", "--mqtt", broker.url, "--mqtt-device-id", "stopped")
+    try:
+        assert subscriber.wait_for("digits/stopped/status", "online", timeout=30), app.stderr.read() if app.poll() else ""
+        deadline = time.monotonic() + 20
+        while len(subscriber.payloads("digits/stopped/reading")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        app.send_signal(signal.SIGTERM)
+        out, err = app.communicate(timeout=20)
+    finally:
+        app.kill()
+    assert app.returncode == 0 and "Traceback" not in err, err
+    changes = stable_changes([json.loads(line) for line in out.splitlines()])
+    assert subscriber.wait_for("digits/stopped/status", "offline", timeout=5)
+    readings, _ = unique_readings(subscriber.payloads("digits/stopped/reading"))
+    subscriber.close()
+    assert [r["text"] for r in readings] == changes and len(changes) >= 2
+    assert subscriber.payloads("digits/stopped/status") == ["online", "offline"]
