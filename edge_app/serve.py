@@ -17,6 +17,7 @@ works without the `serve` extra and a missing extra is one line naming it.
 from __future__ import annotations
 
 import argparse
+import base64
 import glob
 import json
 import math
@@ -33,7 +34,7 @@ import cv2
 import numpy as np
 
 from edge_app.classifier import Classifier, ModelError, load_classifier
-from edge_app.draw import CANVAS_SIZE, PEN_SHARE, new_canvas, read_canvas
+from edge_app.draw import CANVAS_SIZE, draw_stroke, new_canvas, read_canvas
 from edge_app.images import MAX_PIXELS, ImageError, decode_still
 from edge_app.models import default_model_path
 from edge_app.predict import FileResult, format_result
@@ -223,12 +224,7 @@ class PadReading:
         if self.digit is None:
             return {"digit": None, "text": ""}
         return {"digit": self.digit, "text": str(self.digit), "confidence": round(self.confidence, 4),
-                "top3": [[digit, round(p, 4)] for digit, p in self.top3], "input": png_data_url(self.mnist)}
-
-
-def pad_pen() -> int:
-    """The pen width of `digits draw`'s canvas, in canvas pixels."""
-    return max(2, int(PEN_SHARE * CANVAS_SIZE))
+                "top3": [[digit, round(p, 4)] for digit, p in self.top3], "input": data_url(self.mnist)}
 
 
 def parse_strokes(body) -> list[list[tuple[int, int]]]:
@@ -255,12 +251,12 @@ def parse_strokes(body) -> list[list[tuple[int, int]]]:
 
 
 def render_strokes(strokes: list[list[tuple[int, int]]]) -> np.ndarray:
-    """The strokes drawn as `digits draw` draws the mouse's path: its canvas, its pen, anti-aliased
-    segments from point to point (a lone point is a dot)."""
-    canvas, pen = new_canvas(), pad_pen()
+    """The strokes drawn as `digits draw` draws the mouse's path: its canvas, its `draw_stroke` from point to
+    point (a lone point is a dot)."""
+    canvas = new_canvas()
     for points in strokes:
         for start, end in zip(points[:1] + points[:-1], points):
-            cv2.line(canvas, start, end, 0, pen, cv2.LINE_AA)
+            draw_stroke(canvas, start, end)
     return canvas
 
 
@@ -307,17 +303,12 @@ def read_upload(data: bytes, name: str, pipeline: DigitPipeline, debug: bool = F
     return json.loads(format_result(FileResult(name, result, None), "jsonl", debug)), shown
 
 
-def png_data_url(image: np.ndarray) -> str:
-    import base64
-
-    return "data:image/png;base64," + base64.b64encode(cv2.imencode(".png", image)[1].tobytes()).decode()
-
-
-def jpeg_data_url(image: np.ndarray) -> str:
-    import base64
-
-    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    return "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode()
+def data_url(image: np.ndarray, kind: str = "png") -> str:
+    """The image as a data: URL the page shows without another request: "png" (the 28x28 input, exact) or
+    "jpeg" (a photo's overlay, a tenth of the bytes)."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if kind == "jpeg" else []
+    encoded = cv2.imencode(f".{kind}", image, params)[1]
+    return f"data:image/{kind};base64," + base64.b64encode(encoded.tobytes()).decode()
 
 
 class Readers:
@@ -340,7 +331,7 @@ class Readers:
         with self._lock:
             answer, shown = read_upload(data, name, self.pipeline, self.debug, overlay)
         if shown is not None:
-            answer["overlay"] = jpeg_data_url(_fit(shown, 1280))
+            answer["overlay"] = data_url(_fit(shown, 1280), "jpeg")
         return answer
 
 

@@ -515,19 +515,36 @@ def test_serve_never_imports_tensorflow():
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60).returncode == 0
 
 
-def test_the_pad_draws_as_digits_draw_draws():
-    from edge_app.draw import new_canvas
-    from edge_app.serve import pad_pen, parse_strokes, render_strokes
+def test_the_pad_draws_as_digits_draw_draws(monkeypatch):
+    """The browser pad's strokes, drawn by the server, make the very canvas that `digits draw`'s own mouse
+    callback makes from the same mouse path (its window faked: the callback is the real one)."""
+    import edge_app.draw as desktop
+    from edge_app.classifier import load_classifier
+    from edge_app.serve import parse_strokes, render_strokes
 
-    strokes = parse_strokes({"strokes": [[[100, 60], [300, 60], [200, 340]], [[50, 50]]]})
-    desktop = new_canvas()  # what draw.py's mouse callback does for the same path
-    pen = pad_pen()
-    last = None
-    for x, y in [(100, 60), (300, 60), (200, 340)]:
-        cv2.line(desktop, last or (x, y), (x, y), 0, pen, cv2.LINE_AA)
-        last = (x, y)
-    cv2.line(desktop, (50, 50), (50, 50), 0, pen, cv2.LINE_AA)
-    assert np.array_equal(render_strokes(strokes), desktop)
+    path = [[(100, 60), (300, 60), (200, 340)], [(50, 50)]]  # a 7, then a dot
+    views, callback = [], {}
+
+    def replay_then_quit(_ms: int) -> int:
+        if len(views) > 1:
+            return ord("q")
+        for stroke in path:
+            for k, (x, y) in enumerate(stroke):
+                event = cv2.EVENT_LBUTTONDOWN if k == 0 else cv2.EVENT_MOUSEMOVE
+                callback["on_mouse"](event, x, y, cv2.EVENT_FLAG_LBUTTON, None)
+            callback["on_mouse"](cv2.EVENT_LBUTTONUP, *stroke[-1], 0, None)
+        return -1
+
+    monkeypatch.setattr(desktop.cv2, "namedWindow", lambda *_: None)
+    monkeypatch.setattr(desktop.cv2, "setMouseCallback", lambda _name, on_mouse: callback.update(on_mouse=on_mouse))
+    monkeypatch.setattr(desktop.cv2, "imshow", lambda _name, view: views.append(view.copy()))
+    monkeypatch.setattr(desktop.cv2, "waitKey", replay_then_quit)
+    monkeypatch.setattr(desktop.cv2, "getWindowProperty", lambda *_: 1.0)
+    monkeypatch.setattr(desktop.cv2, "destroyAllWindows", lambda: None)
+    assert desktop.draw(load_classifier(MODEL)) == 0
+    drawn_on_desktop = views[-1][:, :desktop.CANVAS_SIZE, 0]
+    served = render_strokes(parse_strokes({"strokes": [[list(p) for p in stroke] for stroke in path]}))
+    assert np.array_equal(served, drawn_on_desktop) and (served < 128).sum() > 1000
     assert parse_strokes({"strokes": [[[-50, 1e6]]]}) == [[(-1, 400)]]  # off the canvas: kept at its edge
 
 

@@ -42,7 +42,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from edge_app.classifier import ModelError
-from edge_app.draw import CANVAS_SIZE
+from edge_app.draw import CANVAS_SIZE, PEN_WIDTH
 from edge_app.run import RunOptions, run
 from edge_app.serve import (
     LOOPBACK_HOSTS,
@@ -53,7 +53,6 @@ from edge_app.serve import (
     StopServing,
     UploadError,
     is_timed_source,
-    pad_pen,
     parse_strokes,
 )
 from edge_app.service import heartbeat
@@ -278,7 +277,7 @@ def build_app(hub: Hub, feed: LiveFeed, readers: Readers, serving: ServeOptions,
     async def state(request: Request) -> Response:
         return JSONResponse({**hub.state, "reading": hub.reading_text, "history": list(hub.history),
                              "frames": feed.frames, "viewers": hub.viewers, "debug": feed.debug,
-                             "pad": {"size": CANVAS_SIZE, "pen": pad_pen()}}, headers={"cache-control": "no-store"})
+                             "pad": {"size": CANVAS_SIZE, "pen": PEN_WIDTH}}, headers={"cache-control": "no-store"})
 
     async def body_of(request: Request, limit: int, what: str) -> bytes:
         declared = request.headers.get("content-length", "")
