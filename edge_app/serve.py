@@ -381,12 +381,8 @@ def main(args: argparse.Namespace) -> int:
         options = replace(run_options(args), headless=True)  # the browser is the window
         serving = serve_options(args)
         readers = Readers(options)
+        sinks = publish_sinks(args)  # last: it connects to a broker, so a bad option above is said first
     except (ValueError, ModelError) as error:
-        print(f"digits serve: {error}", file=sys.stderr)
-        return 2
-    try:
-        sinks = publish_sinks(args)
-    except ValueError as error:
         print(f"digits serve: {error}", file=sys.stderr)
         return 2
     from edge_app.web.app import serve  # the `serve` extra: a missing one is named by the dispatcher
