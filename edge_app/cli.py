@@ -19,6 +19,8 @@ SUBCOMMANDS = {
     "predict": ("edge_app.predict", "read digits from image files with a .tflite or .onnx model"),
     "run": ("edge_app.run", "read digits live from a webcam, video, images or Picamera2"),
     "draw": ("edge_app.draw", "draw a digit with the mouse and watch the model read it"),
+    "serve": ("edge_app.serve", "serve a web page from the device: live view, readings, draw pad, photo upload "
+                                "[needs 'serve']"),
     "bench": ("export.bench", "benchmark the models: latency, throughput, size, accuracy"),
     "doctor": ("edge_app.doctor", "check this device: versions, runtimes, models against the manifest, cameras"),
 }
@@ -35,7 +37,7 @@ def _build_parser(argv: list[str]):
 
 # Packages outside the edge install -> the extra that brings them.
 OPTIONAL_PACKAGES = {"tensorflow": "train", "keras": "train", "tf2onnx": "train", "onnx": "train",
-                     "matplotlib": "plot"}
+                     "matplotlib": "plot", "starlette": "serve", "uvicorn": "serve", "paho": "mqtt"}
 
 
 def _missing_package(command: str, error: ModuleNotFoundError) -> int:

@@ -20,11 +20,18 @@ from edge_app.run import display_problem
 WINDOW_NAME = "digits draw"
 CANVAS_SIZE = 400  # px, square
 PEN_SHARE = 0.045  # pen width as a share of the canvas side: MNIST-like strokes when shrunk to 20 px
+PEN_WIDTH = max(2, int(PEN_SHARE * CANVAS_SIZE))  # px on the canvas
 KEY_QUIT, KEY_CLEAR = (ord("q"), 27), ord("c")
 
 
 def new_canvas(size: int = CANVAS_SIZE) -> np.ndarray:
     return np.full((size, size), 255, np.uint8)  # white paper
+
+
+def draw_stroke(canvas: np.ndarray, start: tuple[int, int], end: tuple[int, int]) -> None:
+    """One segment of a pen stroke, from `start` to `end` (canvas pixels; the same point: a dot). The desktop
+    pad's mouse and the browser's draw pad (`digits serve`) both draw with it, so they read alike."""
+    cv2.line(canvas, start, end, 0, PEN_WIDTH, cv2.LINE_AA)
 
 
 def read_canvas(canvas: np.ndarray, classifier: Classifier) -> tuple[Prediction | None, np.ndarray | None]:
@@ -67,12 +74,11 @@ def describe(prediction: Prediction | None) -> str:
 
 def draw(classifier: Classifier) -> int:
     canvas = new_canvas()
-    pen = max(2, int(PEN_SHARE * CANVAS_SIZE))
     state = {"last": None, "dirty": True, "said": "(blank)"}
 
     def on_mouse(event, x, y, flags, _param):
         if event == cv2.EVENT_LBUTTONDOWN or (event == cv2.EVENT_MOUSEMOVE and flags & cv2.EVENT_FLAG_LBUTTON):
-            cv2.line(canvas, state["last"] or (x, y), (x, y), 0, pen, cv2.LINE_AA)
+            draw_stroke(canvas, state["last"] or (x, y), (x, y))
             state["last"], state["dirty"] = (x, y), True
         elif event == cv2.EVENT_LBUTTONUP:
             state["last"] = None

@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -37,8 +39,10 @@ from edge_app.detect import (
     split_touching,
 )
 from edge_app.files import write_json_atomic, write_png_atomic
+from edge_app.images import Still
 from edge_app.images import read_still as read_image
 from edge_app.models import default_model_path
+from edge_app.mqtt import add_mqtt_arguments, mqtt_sinks
 from edge_app.preprocess import MNIST_SIZE, to_grayscale, to_mnist_input
 from edge_app.readout import (
     CARD_HEIGHT_RATIO,
@@ -360,11 +364,21 @@ def read_still(path: Path | str, pipeline: DigitPipeline, index: int = 0, debug_
     started = time.perf_counter()
     still = read_image(Path(path))
     decode_ms = (time.perf_counter() - started) * 1000
-    result = pipeline.process(still.image, index, float(index), decode_ms, still=True, path=str(path))
+    result, overlay = read_decoded_still(still, str(path), pipeline, index, decode_ms, overlay=debug_dir is not None,
+                                         debug=True)
     if debug_dir is not None:
-        overlay = draw_overlay(still.image, result, 0.0, pipeline.min_confidence, debug=True)
-        save_debug(debug_dir, result.in_file_pixels(still.scale), overlay)
-    return result.in_file_pixels(still.scale)
+        save_debug(debug_dir, result, overlay)
+    return result
+
+
+def read_decoded_still(still: Still, name: str, pipeline: DigitPipeline, index: int = 0, decode_ms: float = 0.0,
+                       overlay: bool = False, debug: bool = False) -> tuple[FrameResult, np.ndarray | None]:
+    """The rest of `read_still` for a still already decoded by `images.decode_still` (a file, or the bytes of
+    an upload to `digits serve`): (its reading in the file's pixels, its overlay on the decoded pixels, drawn
+    on `still.image`, when `overlay`)."""
+    result = pipeline.process(still.image, index, float(index), decode_ms, still=True, path=name)
+    shown = draw_overlay(still.image, result, 0.0, pipeline.min_confidence, debug) if overlay else None
+    return result.in_file_pixels(still.scale), shown
 
 
 def process_frame(frame: np.ndarray, classifier: Classifier, readout: StableReadout | None = None,
@@ -658,6 +672,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stdout: 'text' prints the number when it changes, 'jsonl' one JSON object per frame")
     parser.add_argument("--snapshot-dir", type=Path, default=Path("."), help="where the s key saves snapshots")
     add_reading_arguments(parser)
+    add_mqtt_arguments(parser)
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
@@ -677,10 +692,19 @@ def run_options(args: argparse.Namespace) -> RunOptions:
 def publish_sinks(args: argparse.Namespace) -> list[FrameSink]:
     """The sinks that send readings off the device, from the options (`digits run` and `digits serve`);
     ValueError with a one-line reason. Each has `close()`, called when the loop ends."""
-    return []
+    return [*mqtt_sinks(args)]
+
+
+def _stop_on_sigterm(signum, frame) -> None:
+    # `systemctl stop` (and `kill`) send SIGTERM, which would end Python without running `finally`: the
+    # camera would not be released and readings still queued for a broker would be lost. End as a
+    # finished source does instead.
+    raise SystemExit(0)
 
 
 def main(args: argparse.Namespace) -> int:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)
     if not args.headless and (problem := display_problem()):
         print(f"digits run: cannot open a window: {problem}; use --headless (with --format jsonl for results)",
               file=sys.stderr)

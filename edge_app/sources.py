@@ -54,6 +54,16 @@ def _clock_ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
+# Told (name, the line said on stderr) when a live source stops delivering frames and (name, None) when it is
+# back, on the frame loop's thread: `digits serve` shows "reconnecting" on its page. Empty for other commands.
+SOURCE_LISTENERS: list = []
+
+
+def _tell_listeners(name: str, message: str | None) -> None:
+    for listener in list(SOURCE_LISTENERS):
+        listener(name, message)
+
+
 def reopen_until_back(name: str, problem: str, open_once, give_up_after: float | None):
     """Call `open_once()` (None while the source is away) until it gives a source, and return that.
 
@@ -63,7 +73,9 @@ def reopen_until_back(name: str, problem: str, open_once, give_up_after: float |
     so each attempt is a heartbeat for systemd's watchdog.
     """
     lost = reminded = time.perf_counter()
-    print(f"{name} stopped delivering frames{problem}; re-opening until it is back", file=sys.stderr, flush=True)
+    message = f"{name} stopped delivering frames{problem}; re-opening until it is back"
+    print(message, file=sys.stderr, flush=True)
+    _tell_listeners(name, message)
     attempt = 0
     while True:
         time.sleep(REOPEN_BACKOFF_S[min(attempt, len(REOPEN_BACKOFF_S) - 1)])
@@ -73,6 +85,7 @@ def reopen_until_back(name: str, problem: str, open_once, give_up_after: float |
         away = time.perf_counter() - lost
         if source is not None:
             print(f"{name} is back after {away:.1f} s", file=sys.stderr, flush=True)
+            _tell_listeners(name, None)
             return source
         if give_up_after is not None and away >= give_up_after:
             raise SourceError(f"{name} has been away for {away:.0f} s (--give-up-after {give_up_after:g}): giving up")

@@ -167,3 +167,24 @@ def test_folder_of_close_up_digits_is_read_image_by_image():
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines == [f"{folder / f'{digit}.png'}: {digit}" for digit in range(10)]
+
+
+def test_sigterm_ends_run_cleanly(tmp_path):
+    """`systemctl stop` sends SIGTERM: run ends as when its source ends (exit 0, `finally` blocks run, so
+    the camera is released and sinks such as --mqtt flush), with what was printed kept."""
+    import shutil
+    import signal
+    import time
+
+    handdrawn = ROOT / "tests" / "data" / "handdrawn"
+    for k in range(400):
+        shutil.copy(handdrawn / f"{k % 10}.png", tmp_path / f"{k:04d}.png")
+    process = subprocess.Popen([sys.executable, "-m", "edge_app", "run", "--source", str(tmp_path), "--headless",
+                                "--format", "jsonl"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stdout.readline()
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    rest, errors = process.communicate(timeout=60)
+    lines = [first] + rest.splitlines()
+    assert process.returncode == 0 and "Traceback" not in errors, errors
+    assert 0 < len(lines) < 400 and all(json.loads(line)["path"] for line in lines)
