@@ -219,12 +219,17 @@ class PadReading:
     confidence: float = 0.0
     top3: tuple[tuple[int, float], ...] = ()
     mnist: np.ndarray | None = None  # (28, 28) uint8, what the model saw
+    not_digit: float = 0.0  # the model's probability that the drawing is no digit (0 for 10-class models)
 
     def to_json(self) -> dict:
         if self.digit is None:
             return {"digit": None, "text": ""}
-        return {"digit": self.digit, "text": str(self.digit), "confidence": round(self.confidence, 4),
-                "top3": [[digit, round(p, 4)] for digit, p in self.top3], "input": data_url(self.mnist)}
+        answer = {"digit": self.digit, "text": str(self.digit), "confidence": round(self.confidence, 4),
+                  "not_digit": round(self.not_digit, 4), "top3": [[digit, round(p, 4)] for digit, p in self.top3],
+                  "input": data_url(self.mnist)}
+        if self.not_digit > self.confidence:  # as `digits predict` says it: no digit, with the scores
+            answer.update({"digit": None, "text": "no digit"})
+        return answer
 
 
 def parse_strokes(body) -> list[list[tuple[int, int]]]:
@@ -264,7 +269,7 @@ def read_pad(strokes: list[list[tuple[int, int]]], classifier: Classifier) -> Pa
     prediction, mnist = read_canvas(render_strokes(strokes), classifier)
     if prediction is None:
         return PadReading(None)
-    return PadReading(prediction.digit, prediction.confidence, prediction.top3, mnist)
+    return PadReading(prediction.digit, prediction.confidence, prediction.top3, mnist, prediction.not_digit)
 
 
 def image_type(data: bytes) -> str | None:

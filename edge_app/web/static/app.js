@@ -277,7 +277,7 @@ async function readPad() {
 }
 
 function showPad(answer) {
-  $("pad-digit").textContent = answer.error ? "!" : answer.digit === null ? "-" : String(answer.digit);
+  $("pad-digit").textContent = answer.error ? "!" : answer.text === "no digit" ? "?" : answer.digit === null ? "-" : String(answer.digit);
   const input = $("pad-input");
   if (answer.input) input.src = answer.input; else input.removeAttribute("src");
   input.hidden = !answer.input;
@@ -292,6 +292,11 @@ function showPad(answer) {
   for (const [digit, probability] of answer.top3 || []) {
     const item = document.createElement("li");
     item.textContent = `${digit}: ${(100 * probability).toFixed(1)}%`;
+    top3.append(item);
+  }
+  if (answer.not_digit) {
+    const item = document.createElement("li");
+    item.textContent = `not a digit: ${(100 * answer.not_digit).toFixed(1)}%`;
     top3.append(item);
   }
 }
