@@ -506,7 +506,8 @@ def test_a_missing_serve_extra_names_it():
             "sys.exit(main(['serve', '--source', 'tests/data/handdrawn']))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert "pip install -e '.[serve]'" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "pip install 'digits-edge[serve]' (from a clone: pip install -e '.[serve]')" in result.stderr
 
 
 def test_serve_never_imports_tensorflow():
