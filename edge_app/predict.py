@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edge_app.classifier import ModelError, load_classifier
 from edge_app.files import write_png_atomic
-from edge_app.images import ImageError
+from edge_app.images import IMAGE_SUFFIXES, ImageError
 from edge_app.models import default_model_path
 from edge_app.run import (
     DigitPipeline,
@@ -28,8 +28,6 @@ from edge_app.run import (
     read_still,
     thread_count,
 )
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}
 
 
 @dataclass(frozen=True)

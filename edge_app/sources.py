@@ -24,11 +24,10 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from edge_app.images import ImageError, read_still
+from edge_app.images import IMAGE_SUFFIXES, ImageError, read_still
 from edge_app.service import heartbeat
 from edge_app.stderr import native_stderr_silenced
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 # Waits between attempts to re-open a camera or stream that went silent; the last repeats for as long as it
 # takes (a live source is never given up unless --give-up-after says so), so frames are back within a

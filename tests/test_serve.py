@@ -303,7 +303,7 @@ def test_the_upload_endpoint_answers_what_predict_prints(server, tmp_path):
     for k, digit in enumerate("2590"):
         sheet[150:390, 60 + 200 * k:300 + 200 * k] = cv2.resize(cv2.imread(str(HANDDRAWN / f"{digit}.png")), (240, 240))
     cv2.imwrite(str(page), sheet)
-    gif = tmp_path / "seven.gif"  # digits predict reads GIFs (predict.IMAGE_SUFFIXES), so an upload must too
+    gif = tmp_path / "seven.gif"  # digits predict reads GIFs (images.IMAGE_SUFFIXES), so an upload must too
     assert cv2.imwrite(str(gif), cv2.imread(str(HANDDRAWN / "7.png")))
     for path in (HANDDRAWN / "8.png", page, gif):
         predicted = run_digits("predict", str(path), "--model", str(MODEL), "--format", "jsonl")
