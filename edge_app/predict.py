@@ -29,6 +29,11 @@ from edge_app.run import (
     thread_count,
 )
 
+# A still in which nothing reads as a digit: `digits predict`'s line (after the file name) and `digits serve`'s
+# answer to an upload.
+NO_DIGIT_FOUND = "no digit found (blank page, too little contrast, or nothing shaped like a digit on paper; " \
+                 "--debug shows why)"
+
 
 @dataclass(frozen=True)
 class FileResult:
@@ -64,8 +69,7 @@ def predict_file(path: Path, pipeline: DigitPipeline, index: int = 0, debug_dir:
     except ImageError as error:
         return FileResult(str(path), None, str(error))
     if not reading.digits:
-        return FileResult(str(path), None, f"{path}: no digit found (blank page, too little contrast, or nothing "
-                                           "shaped like a digit on paper; --debug shows why)")
+        return FileResult(str(path), None, f"{path}: {NO_DIGIT_FOUND}")
     return FileResult(str(path), reading, None)
 
 

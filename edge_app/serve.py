@@ -37,7 +37,7 @@ from edge_app.classifier import Classifier, ModelError, load_classifier
 from edge_app.draw import CANVAS_SIZE, draw_stroke, new_canvas, read_canvas
 from edge_app.images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, decode_still
 from edge_app.models import default_model_path
-from edge_app.predict import FileResult, format_result
+from edge_app.predict import NO_DIGIT_FOUND, FileResult, format_result
 from edge_app.run import (
     DigitPipeline,
     FrameResult,
@@ -295,8 +295,7 @@ def read_upload(data: bytes, name: str, pipeline: DigitPipeline, debug: bool = F
     result, shown = read_decoded_still(still, name, pipeline, decode_ms=decode_ms, overlay=overlay, debug=debug)
     if not result.digits:
         answer = {"path": name, "text": "", "lines": [], "digits": [], "latency_ms": result.to_json()["latency_ms"],
-                  "message": "no digit found (blank page, too little contrast, or nothing shaped like a digit on "
-                             "paper; --debug shows why)"}
+                  "message": NO_DIGIT_FOUND}
         if debug:
             answer["rejected"] = result.to_json(debug=True)["rejected"]
         return answer, shown

@@ -316,6 +316,18 @@ def test_the_upload_endpoint_answers_what_predict_prints(server, tmp_path):
         assert answer == expected
 
 
+def test_a_blank_upload_gets_the_line_predict_prints(server, tmp_path):
+    blank = tmp_path / "blank.png"
+    assert cv2.imwrite(str(blank), np.full((480, 640, 3), 235, np.uint8))
+    predicted = run_digits("predict", str(blank), "--model", str(MODEL))
+    prefix = f"digits predict: {blank}: "
+    assert predicted.returncode == 1 and predicted.stderr.startswith(prefix), predicted.stderr
+    status, answer, _ = server.request("POST", "/api/read?name=blank.png", blank.read_bytes(),
+                                       {"Content-Type": "image/png"})
+    assert status == 200 and answer["text"] == "" and answer["digits"] == [], answer
+    assert answer["message"] == predicted.stderr.strip().removeprefix(prefix)
+
+
 def _png(width: int, height: int, pixels: bytes | None = None) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
