@@ -40,11 +40,19 @@ OPTIONAL_PACKAGES = {"tensorflow": "train", "keras": "train", "tf2onnx": "train"
                      "matplotlib": "plot", "starlette": "serve", "uvicorn": "serve", "paho": "mqtt"}
 
 
+DISTRIBUTION = "digits-edge"  # the project's name on pip (pyproject.toml's [project] name)
+
+
+def install_hint(extra: str) -> str:
+    """How to add an extra, for a wheel install and for a clone: pip adds an extra's packages to an installed
+    distribution without reinstalling it; `-e '.[extra]'` only works inside a checkout."""
+    return f"pip install '{DISTRIBUTION}[{extra}]' (from a clone: pip install -e '.[{extra}]')"
+
+
 def _missing_package(command: str, error: ModuleNotFoundError) -> int:
     root = (error.name or "").split(".")[0]
     extra = OPTIONAL_PACKAGES.get(root, "train")
-    print(f"digits {command}: needs {root!r}, which this install lacks: pip install -e '.[{extra}]'",
-          file=sys.stderr)
+    print(f"digits {command}: needs {root!r}, which this install lacks: {install_hint(extra)}", file=sys.stderr)
     return 2
 
 
@@ -91,7 +99,7 @@ def version() -> str:
     from importlib.metadata import version as installed_version
 
     try:
-        return installed_version("digits-edge")
+        return installed_version(DISTRIBUTION)
     except PackageNotFoundError:
         return "unknown (not installed: pip install .)"
 

@@ -20,6 +20,10 @@ import numpy as np
 from edge_app.preprocess import over_white, to_uint8
 from edge_app.stderr import native_stderr_silenced
 
+# The image files every still path takes from a folder or glob (`digits predict`, `digits run`, `digits serve`'s
+# source): the formats OpenCV's imdecode reads that people keep photos and scans in.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm",
+                            ".pbm", ".pnm"})
 STILL_MIN_SIDE = 720  # px: the shorter side a photo is decoded to at least (digits from 2% of it: >= 14 px)
 # A header claiming more is refused before decoding: a 48-megapixel phone photo passes, a decompression
 # bomb (a 469 KB PNG of 20000x20000) does not. The same limit is OpenCV's own (edge_app/__init__.py) for

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edge_app.classifier import ModelError, load_classifier
 from edge_app.files import write_png_atomic
-from edge_app.images import ImageError
+from edge_app.images import IMAGE_SUFFIXES, ImageError
 from edge_app.models import default_model_path
 from edge_app.run import (
     DigitPipeline,
@@ -29,7 +29,10 @@ from edge_app.run import (
     thread_count,
 )
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".pnm"}
+# A still in which nothing reads as a digit: `digits predict`'s line (after the file name) and `digits serve`'s
+# answer to an upload.
+NO_DIGIT_FOUND = "no digit found (blank page, too little contrast, or nothing shaped like a digit on paper; " \
+                 "--debug shows why)"
 
 
 @dataclass(frozen=True)
@@ -66,8 +69,7 @@ def predict_file(path: Path, pipeline: DigitPipeline, index: int = 0, debug_dir:
     except ImageError as error:
         return FileResult(str(path), None, str(error))
     if not reading.digits:
-        return FileResult(str(path), None, f"{path}: no digit found (blank page, too little contrast, or nothing "
-                                           "shaped like a digit on paper; --debug shows why)")
+        return FileResult(str(path), None, f"{path}: {NO_DIGIT_FOUND}")
     return FileResult(str(path), reading, None)
 
 

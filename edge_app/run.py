@@ -720,8 +720,6 @@ def main(args: argparse.Namespace) -> int:
     except (ModelError, SourceError) as error:
         print(f"digits run: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
     except BrokenPipeError:  # `digits run ... | head`: the reader left, which is not an error
         return 0
     finally:

@@ -35,9 +35,9 @@ import numpy as np
 
 from edge_app.classifier import Classifier, ModelError, load_classifier
 from edge_app.draw import CANVAS_SIZE, draw_stroke, new_canvas, read_canvas
-from edge_app.images import MAX_PIXELS, ImageError, decode_still
+from edge_app.images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, decode_still
 from edge_app.models import default_model_path
-from edge_app.predict import FileResult, format_result
+from edge_app.predict import NO_DIGIT_FOUND, FileResult, format_result
 from edge_app.run import (
     DigitPipeline,
     FrameResult,
@@ -48,7 +48,7 @@ from edge_app.run import (
     run_options,
 )
 from edge_app.run import add_arguments as add_run_arguments
-from edge_app.sources import IMAGE_SUFFIXES, STREAM_PREFIXES, VIDEO_SUFFIXES, SourceError
+from edge_app.sources import STREAM_PREFIXES, VIDEO_SUFFIXES, SourceError
 
 DEFAULT_PORT = 8000
 TOKEN_ENV = "DIGITS_TOKEN"  # the access token, for a systemd unit that should not show it in `ps`
@@ -59,7 +59,7 @@ STILL_SHOWN_S = 1.0  # a folder of photos is shown one photo a second
 MAX_BEHIND_S = 0.5  # a video that falls this far behind its own clock (a slow device) is not rushed to catch up
 PAD_POINTS = 20_000  # most points a draw-pad request may carry (a minute of drawing is about 3,000)
 PAD_STROKES = 500
-# Upload types, by their first bytes: the formats `digits predict` reads (predict.IMAGE_SUFFIXES). Anything
+# Upload types, by their first bytes: the formats `digits predict` reads (images.IMAGE_SUFFIXES). Anything
 # else is refused before OpenCV sees it, which also keeps its rarer decoders (EXR, HDR, JPEG 2000) away from
 # the network.
 IMAGE_SIGNATURES = {
@@ -300,8 +300,7 @@ def read_upload(data: bytes, name: str, pipeline: DigitPipeline, debug: bool = F
     result, shown = read_decoded_still(still, name, pipeline, decode_ms=decode_ms, overlay=overlay, debug=debug)
     if not result.digits:
         answer = {"path": name, "text": "", "lines": [], "digits": [], "latency_ms": result.to_json()["latency_ms"],
-                  "message": "no digit found (blank page, too little contrast, or nothing shaped like a digit on "
-                             "paper; --debug shows why)"}
+                  "message": NO_DIGIT_FOUND}
         if debug:
             answer["rejected"] = result.to_json(debug=True)["rejected"]
         return answer, shown

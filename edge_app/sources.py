@@ -9,6 +9,7 @@ long as it takes, and the app says so on stderr instead of dying; `--give-up-aft
 """
 from __future__ import annotations
 
+import atexit
 import glob
 import queue
 import stat
@@ -16,17 +17,17 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
 
-from edge_app.images import ImageError, read_still
+from edge_app.images import IMAGE_SUFFIXES, ImageError, read_still
 from edge_app.service import heartbeat
 from edge_app.stderr import native_stderr_silenced
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"}
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 # Waits between attempts to re-open a camera or stream that went silent; the last repeats for as long as it
 # takes (a live source is never given up unless --give-up-after says so), so frames are back within a
@@ -36,6 +37,9 @@ REMIND_EVERY_S = 30.0  # while a source stays away, say so again this often
 MAX_FAILED_READS = 5  # consecutive empty reads before a camera counts as gone
 PICAMERA_CAPTURE_TIMEOUT_S = 2.0  # a CSI capture that takes longer is taken as a wedged camera
 STREAM_TIMEOUT_MS = 2000  # a stream that connects or sends nothing for this long counts as gone (a frozen stream)
+# A stream read is given up on this long after FFmpeg's own timeout should have ended it (seconds).
+STREAM_READ_LIMIT_S = STREAM_TIMEOUT_MS / 1000 + 1.0
+RELEASE_LIMIT_S = 1.0  # seconds a capture or camera may take to let go of its device or connection
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 
 
@@ -163,9 +167,11 @@ class CaptureSource:
             elif self._reader is not None:
                 try:
                     # Not silenced with a file-descriptor swap: that would hide the main thread's messages too.
-                    ok, frame = self._reader.call(self._capture.read, STREAM_TIMEOUT_MS / 1000 + 1.0)
+                    ok, frame = self._reader.call(self._capture.read, STREAM_READ_LIMIT_S)
                 except TimeoutError:  # FFmpeg's own timeout did not fire: leave that capture to its thread
-                    self._capture, self._reader = None, _Worker()
+                    self._release()
+                    self._reader.stop()
+                    self._reader = _Worker()
                     ok, frame = False, None
             else:
                 ok, frame = self._read_quietly()
@@ -181,18 +187,29 @@ class CaptureSource:
                 self._reopen()
 
     def _reopen(self) -> None:
-        self.close()
+        self._release()
         self._capture = reopen_until_back(self.name, "", self._open, self.options.give_up_after)
         self._failed_reads = 0
 
-    def close(self) -> None:
+    def _release(self) -> None:
         capture, self._capture = self._capture, None
-        # A capture still inside a read on the stream worker (Ctrl-C during a frozen stream) is left to the
-        # process' exit: releasing it under the read would pull its buffers away.
-        if capture is not None and not (self._reader is not None and self._reader.busy):
+        if capture is None:
+            return
+        if self._reader is None:
             capture.release()
+        else:
+            # Queued behind a read that may still be in flight (Ctrl-C during a frozen stream): releasing the
+            # capture under that read would pull its buffers away.
+            self._reader.submit(capture.release, RELEASE_LIMIT_S)
+
+    def close(self) -> None:
+        """Let go of the capture without waiting for a stream's read in flight; the process' exit waits for it
+        (see `_finish_native_calls`)."""
+        self._release()
         if self._reader is not None:
-            self._log.setLogLevel(self._log_level)
+            # After the read in flight too, or its "Stream timeout triggered" would reach stderr.
+            self._reader.submit(partial(self._log.setLogLevel, self._log_level), RELEASE_LIMIT_S)
+            self._reader.stop()
 
     def __enter__(self):
         return self
@@ -243,28 +260,48 @@ class ImageListSource:
 class _Worker:
     """One daemon thread that runs calls for the caller, who gives up waiting after a timeout and can be
     interrupted (Ctrl-C) while waiting. A daemon thread, so that a capture stuck forever in native code
-    cannot keep the process from exiting."""
+    cannot keep the process from exiting; but the exit waits (`_finish_native_calls`) for a call that is
+    still within its time limit: Python kills a daemon thread that comes back from native code while the
+    interpreter shuts down, and inside OpenCV's C++ that aborts the process ("FATAL: exception not
+    rethrown") or crashes it."""
 
     def __init__(self):
         self._requests: queue.Queue = queue.Queue()
-        self.busy = False  # a call is running on the thread
-        threading.Thread(target=self._serve, daemon=True, name="capture").start()
+        self._lock = threading.Lock()
+        self._pending = 0  # calls handed over and not yet returned
+        self._deadline = 0.0  # time.monotonic() by which they should all have returned
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="capture")
+        _WORKERS.add(self)
+        self._thread.start()
 
     def _serve(self) -> None:
-        while True:
-            function, answer = self._requests.get()
-            self.busy = True
-            try:
-                answer.put((True, function()))
-            except BaseException as error:  # handed to the caller, which decides
-                answer.put((False, error))
-            finally:
-                self.busy = False
+        try:
+            while (request := self._requests.get()) is not None:
+                function, answer = request
+                try:
+                    outcome = (True, function())
+                except BaseException as error:  # handed to the caller, which decides
+                    outcome = (False, error)
+                with self._lock:
+                    self._pending -= 1
+                if answer is not None:
+                    answer.put(outcome)
+                del function, request, outcome  # a capture's last reference goes here, not on another thread
+        finally:
+            _WORKERS.discard(self)
+
+    def _hand_over(self, function, answer, limit: float) -> None:
+        # Calls run one after another: a call queued behind others has its limit after theirs.
+        with self._lock:
+            now = time.monotonic()
+            self._deadline = (max(self._deadline, now) if self._pending else now) + limit
+            self._pending += 1
+        self._requests.put((function, answer))
 
     def call(self, function, timeout: float):
         """function() on the worker thread; TimeoutError when it has not returned after `timeout` seconds."""
         answer: queue.Queue = queue.Queue(maxsize=1)
-        self._requests.put((function, answer))
+        self._hand_over(function, answer, timeout)
         try:
             ok, value = answer.get(timeout=timeout)
         except queue.Empty:
@@ -272,6 +309,35 @@ class _Worker:
         if not ok:
             raise value
         return value
+
+    def submit(self, function, limit: float) -> None:
+        """function() on the worker thread after the calls before it, without waiting; errors are dropped."""
+        self._hand_over(function, None, limit)
+
+    def stop(self) -> None:
+        """End the thread once the calls handed over so far are done."""
+        self._requests.put(None)
+
+    def finish(self) -> None:
+        """Wait until the thread has ended, or until its calls are past their limits (a capture stuck for good)."""
+        while self._thread.is_alive() and (left := self._deadline - time.monotonic()) > 0:
+            try:
+                self._thread.join(left)
+            except (KeyboardInterrupt, SystemExit):  # a second Ctrl-C or SIGTERM: the wait is short anyway
+                pass
+
+
+_WORKERS: set[_Worker] = set()  # workers whose thread is running
+
+
+@atexit.register
+def _finish_native_calls() -> None:
+    """At exit, before Python stops daemon threads, let every worker finish its call in flight (a stream read
+    ends within its FFmpeg timeout) and release what it was handed, so no thread is killed inside native code."""
+    for worker in list(_WORKERS):
+        worker.stop()
+    for worker in list(_WORKERS):
+        worker.finish()
 
 
 class PicameraFrames:
@@ -306,7 +372,10 @@ class PicameraFrames:
                     frame = self._worker.call(self._camera.read, PICAMERA_CAPTURE_TIMEOUT_S)
                 except TimeoutError:
                     problem = f"no frame within {PICAMERA_CAPTURE_TIMEOUT_S:g} s"
-                    self._worker = _Worker()  # the stuck capture keeps its (daemon) thread; the next gets a new one
+                    # The stuck capture keeps its (daemon) thread, which ends if it ever returns; the next
+                    # camera gets a new one.
+                    self._worker.stop()
+                    self._worker = _Worker()
                 except Exception as error:  # libcamera/Picamera2 raise RuntimeError and friends
                     problem = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
                 else:
@@ -316,7 +385,10 @@ class PicameraFrames:
             self._reopen(problem or "not open")
 
     def _reopen(self, problem: str) -> None:
-        self._close_camera()
+        # Closed here, not on the worker: a capture that hangs holds the worker, and closing the camera is
+        # what may free it.
+        camera, self._camera = self._camera, None
+        _close_quietly(camera)
         self._camera = reopen_until_back(self.name, f" ({problem})", self._try_open, self.options.give_up_after)
 
     def _try_open(self):
@@ -325,22 +397,28 @@ class PicameraFrames:
         except self._error:
             return None
 
-    def _close_camera(self) -> None:
+    def close(self) -> None:
+        """Close the camera after the capture in flight (Ctrl-C or SIGTERM mid-capture), not under it; the
+        process' exit waits for both (see `_finish_native_calls`)."""
         camera, self._camera = self._camera, None
         if camera is not None:
-            try:
-                camera.close()
-            except Exception:  # a camera that failed may fail to stop too; it is being replaced anyway
-                pass
-
-    def close(self) -> None:
-        self._close_camera()
+            self._worker.submit(partial(_close_quietly, camera), RELEASE_LIMIT_S)
+        self._worker.stop()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _close_quietly(camera) -> None:
+    if camera is None:
+        return
+    try:
+        camera.close()
+    except Exception:  # a camera that failed may fail to stop too; it is being let go of anyway
+        pass
 
 
 def open_source(source: str, options: CameraOptions = CameraOptions()):

@@ -50,7 +50,8 @@ def test_training_tools_on_an_edge_install_say_what_to_install():
         result = subprocess.run([sys.executable, "-c", code, *command], cwd=ROOT, capture_output=True, text=True,
                                 timeout=120)
         assert result.returncode == 2, result.stderr
-        assert "Traceback" not in result.stderr and "pip install -e '.[train]'" in result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
+        assert "pip install 'digits-edge[train]' (from a clone: pip install -e '.[train]')" in result.stderr
 
 
 def test_version_is_the_package_version():

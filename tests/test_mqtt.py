@@ -206,7 +206,8 @@ def test_without_the_extra_it_names_the_extra():
             "sys.exit(main(['run', '--headless', '--source', 'tests/data/handdrawn', '--mqtt', 'mqtt://127.0.0.1']))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2
-    assert result.stderr.strip() == "digits run: needs 'paho', which this install lacks: pip install -e '.[mqtt]'"
+    assert result.stderr.strip() == "digits run: needs 'paho', which this install lacks: " \
+        "pip install 'digits-edge[mqtt]' (from a clone: pip install -e '.[mqtt]')"
 
 
 # --- against a real broker ---------------------------------------------------------------------------------

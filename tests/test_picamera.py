@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -224,3 +225,40 @@ def test_a_csi_camera_that_fails_or_hangs_is_reopened(tmp_path, failure):
     assert len(frames) == 10 and [d["digit"] for d in frames[-1]["digits"]] == [7]
     expected = "no frame within 2 s" if failure == "hang" else "Camera frontend has timed out"
     assert expected in result.stderr and "is back after" in result.stderr
+
+
+SLOW_PICAMERA2_PACKAGE = FAKE_PICAMERA2_PACKAGE.replace('''    def capture_array(self, stream="main"):
+        import cv2''', '''    capturing = False
+
+    def capture_array(self, stream="main"):
+        import cv2
+        import time
+        self.capturing = True
+        time.sleep(0.2)  # a capture is in flight most of the time
+        self.capturing = False''').replace('''    def close(self):
+        pass''', '''    def close(self):
+        if self.capturing:
+            import os
+            os.write(2, b"FAKE: camera closed during a capture\\n")''')
+
+
+@pytest.mark.skipif(not (MODELS / "cnn_int8.tflite").is_file(), reason="models/cnn_int8.tflite not exported yet")
+@pytest.mark.parametrize("signal_name, expected_code", [("SIGTERM", 0), ("SIGINT", 130)])
+def test_stopping_mid_capture_closes_the_camera_after_the_capture(tmp_path, signal_name, expected_code):
+    """Stopped while a capture runs on the watchdog worker, the camera is closed once that capture is done, not
+    under it, and the exit is clean."""
+    import signal
+
+    (tmp_path / "picamera2").mkdir()
+    (tmp_path / "picamera2" / "__init__.py").write_text(SLOW_PICAMERA2_PACKAGE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    for delay in (0.05, 0.15):
+        process = subprocess.Popen([sys.executable, "-m", "edge_app", "run", "--source", "picamera", "--headless",
+                                    "--format", "jsonl", "--width", "320", "--height", "240"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        assert process.stdout.readline(), "no frame from the camera"
+        time.sleep(delay)
+        process.send_signal(getattr(signal, signal_name))
+        _, errors = process.communicate(timeout=20)
+        assert process.returncode == expected_code and "FAKE" not in errors and "Traceback" not in errors, \
+            f"{signal_name} at {delay} s: exit {process.returncode}\n{errors}"

@@ -169,6 +169,29 @@ def test_folder_of_close_up_digits_is_read_image_by_image():
     assert lines == [f"{folder / f'{digit}.png'}: {digit}" for digit in range(10)]
 
 
+@needs_model
+def test_run_reads_the_image_types_predict_reads(tmp_path):
+    """A GIF or PBM in a folder, or as the source, is read by `digits run` as by `digits predict` (run's list of
+    image suffixes lacked .gif and .pbm: the folder was "no image files found")."""
+    import cv2
+
+    from edge_app.images import IMAGE_SUFFIXES
+
+    seven = cv2.imread(str(ROOT / "tests" / "data" / "handdrawn" / "7.png"))
+    assert cv2.imwrite(str(tmp_path / "a.gif"), seven)
+    assert cv2.imwrite(str(tmp_path / "b.pbm"), np.where(cv2.cvtColor(seven, cv2.COLOR_BGR2GRAY) > 127, 255, 0)
+                       .astype(np.uint8))
+    folder = run_digits("run", "--source", str(tmp_path), "--headless")
+    assert folder.returncode == 0, folder.stderr
+    assert folder.stdout.strip().splitlines() == [f"{tmp_path / 'a.gif'}: 7", f"{tmp_path / 'b.pbm'}: 7"]
+    predicted = run_digits("predict", "--format", "jsonl", str(tmp_path / "a.gif"), str(tmp_path / "b.pbm"))
+    assert predicted.returncode == 0, predicted.stderr
+    assert [json.loads(line)["text"] for line in predicted.stdout.splitlines()] == ["7", "7"], predicted.stdout
+    single = run_digits("run", "--source", str(tmp_path / "a.gif"), "--headless")
+    assert single.returncode == 0 and single.stdout.strip() == f"{tmp_path / 'a.gif'}: 7", single.stderr
+    assert {".gif", ".pbm"} <= IMAGE_SUFFIXES  # one list for run and predict
+
+
 def test_sigterm_ends_run_cleanly(tmp_path):
     """`systemctl stop` sends SIGTERM: run ends as when its source ends (exit 0, `finally` blocks run, so
     the camera is released and sinks such as --mqtt flush), with what was printed kept."""

@@ -303,7 +303,7 @@ def test_the_upload_endpoint_answers_what_predict_prints(server, tmp_path):
     for k, digit in enumerate("2590"):
         sheet[150:390, 60 + 200 * k:300 + 200 * k] = cv2.resize(cv2.imread(str(HANDDRAWN / f"{digit}.png")), (240, 240))
     cv2.imwrite(str(page), sheet)
-    gif = tmp_path / "seven.gif"  # digits predict reads GIFs (predict.IMAGE_SUFFIXES), so an upload must too
+    gif = tmp_path / "seven.gif"  # digits predict reads GIFs (images.IMAGE_SUFFIXES), so an upload must too
     assert cv2.imwrite(str(gif), cv2.imread(str(HANDDRAWN / "7.png")))
     for path in (HANDDRAWN / "8.png", page, gif):
         predicted = run_digits("predict", str(path), "--model", str(MODEL), "--format", "jsonl")
@@ -314,6 +314,18 @@ def test_the_upload_endpoint_answers_what_predict_prints(server, tmp_path):
         for row in (expected, answer):
             row.pop("latency_ms")
         assert answer == expected
+
+
+def test_a_blank_upload_gets_the_line_predict_prints(server, tmp_path):
+    blank = tmp_path / "blank.png"
+    assert cv2.imwrite(str(blank), np.full((480, 640, 3), 235, np.uint8))
+    predicted = run_digits("predict", str(blank), "--model", str(MODEL))
+    prefix = f"digits predict: {blank}: "
+    assert predicted.returncode == 1 and predicted.stderr.startswith(prefix), predicted.stderr
+    status, answer, _ = server.request("POST", "/api/read?name=blank.png", blank.read_bytes(),
+                                       {"Content-Type": "image/png"})
+    assert status == 200 and answer["text"] == "" and answer["digits"] == [], answer
+    assert answer["message"] == predicted.stderr.strip().removeprefix(prefix)
 
 
 def _png(width: int, height: int, pixels: bytes | None = None) -> bytes:
@@ -506,7 +518,8 @@ def test_a_missing_serve_extra_names_it():
             "sys.exit(main(['serve', '--source', 'tests/data/handdrawn']))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert "pip install -e '.[serve]'" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "pip install 'digits-edge[serve]' (from a clone: pip install -e '.[serve]')" in result.stderr
 
 
 def test_serve_never_imports_tensorflow():

@@ -196,8 +196,12 @@ def test_ten_thousand_frames_without_growing():
 
 
 def test_ctrl_c_acts_at_once_even_on_a_frozen_stream(stream):
-    """OpenCV's read of a frozen stream blocks for its 2 s timeout; the app waits for it on another thread."""
+    """OpenCV's read of a frozen stream blocks for its 2 s timeout; the app waits for it on another thread, so
+    Ctrl-C stops the app at once. The process itself exits when that read has ended (within its timeout): a
+    thread killed inside OpenCV would abort it."""
     import signal
+
+    from edge_app.sources import RELEASE_LIMIT_S, STREAM_READ_LIMIT_S
 
     app = RunningApp(stream.url)
     assert app.first_frame_after(time.monotonic() - 1, timeout=20) is not None
@@ -205,10 +209,16 @@ def test_ctrl_c_acts_at_once_even_on_a_frozen_stream(stream):
     time.sleep(0.5)  # the app is now inside a read that will not return for 2 s
     interrupted = time.monotonic()
     app.process.send_signal(signal.SIGINT)
+    said = app.process.stderr.readline()  # nothing else is said before: the stream has not timed out yet
+    answered = time.monotonic() - interrupted
+    frames = len(app.frames)
     code = app.process.wait(timeout=10)
-    took = time.monotonic() - interrupted
+    exited = time.monotonic() - interrupted
     _, errors = app.stop()
-    assert code == 130 and took <= 1.0 and "Traceback" not in errors, (code, took, errors[-500:])
+    assert said == "digits run: interrupted\n" and answered <= 1.0, (said, answered, errors[-500:])
+    assert len(app.frames) == frames, "frames after Ctrl-C"
+    assert code == 130 and exited <= STREAM_READ_LIMIT_S + RELEASE_LIMIT_S and errors.strip() == "", \
+        (code, exited, errors[-500:])
 
 
 def test_only_http_urls_can_be_video_files(monkeypatch):
@@ -217,3 +227,23 @@ def test_only_http_urls_can_be_video_files(monkeypatch):
     monkeypatch.setattr(sources.CaptureSource, "_open", lambda self: object())
     assert sources.open_source("rtsp://192.168.1.10:554/live.mp4").live is True
     assert sources.open_source("http://host/video.mp4").live is False
+
+
+@pytest.mark.parametrize("signal_name, expected_code", [("SIGTERM", 0), ("SIGINT", 130)])
+def test_stopping_a_run_on_a_stream_never_aborts(stream, signal_name, expected_code):
+    """Stopped at any moment (`systemctl stop`, Ctrl-C), `digits run` on a stream exits cleanly: the exit waits
+    for the stream worker's read in flight, which used to be killed inside OpenCV ("FATAL: exception not
+    rethrown", SIGABRT, or a segfault in most runs)."""
+    import signal
+
+    for delay in (0.0, 0.1, 0.2, 0.3, 0.45):  # a read is in flight at almost any moment: 25 frames a second
+        app = RunningApp(stream.url)
+        assert app.first_frame_after(time.monotonic() - 1, timeout=20) is not None, "no frame from the stream"
+        time.sleep(delay)
+        app.process.send_signal(getattr(signal, signal_name))
+        code = app.process.wait(timeout=10)
+        _, errors = app.stop()
+        assert code == expected_code and "FATAL" not in errors and "Traceback" not in errors, \
+            f"{signal_name} {delay} s after the first frame: exit {code}\n{errors[-500:]}"
+        if signal_name == "SIGINT":
+            assert errors.strip().splitlines()[-1:] == ["digits run: interrupted"], errors[-500:]
