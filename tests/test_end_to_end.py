@@ -73,7 +73,8 @@ def test_export_killed_at_random_moments_leaves_a_consistent_folder(tmp_path):
     from conftest import ROOT
 
     model = tmp_path / "tiny.keras"
-    trained = run_digits("train", "--subset", "300", "--epochs", "1", "--batch_size", "64", "--output", str(model))
+    trained = run_digits("train", "--subset", "300", "--epochs", "1", "--batch_size", "64", "--heldout-count", "20",
+                         "--output", str(model))
     assert trained.returncode == 0, trained.stderr[-2000:]
     out = tmp_path / "models"
     export = ["-m", "edge_app", "export", str(model), "--out_dir", str(out), "--formats", "tflite_int8,tflite_float32",

@@ -6,6 +6,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+from test_model_checks import _onnx_model
 
 from edge_app.classifier import (
     DIGIT_CLASSES,
@@ -18,7 +19,6 @@ from edge_app.evaluate import expected_calibration_error
 from edge_app.preprocess import to_mnist_input
 
 from conftest import MODELS, needs_mnist, run_digits
-from test_model_checks import _onnx_model
 
 MANIFEST = json.loads((MODELS / "manifest.json").read_text())
 

@@ -41,7 +41,10 @@ SCENE_DETECTORS = (replace(LIVE, any_pen_colour=True, min_digit_share=0.03, max_
                    replace(STILL, working_size=640))
 MIN_WIDTH = 10  # px of 28: a narrower shape is a fair 1, whatever it was cut from, so it is never a negative
 MAX_STROKE_ASPECT = 0.35  # a shape this thin (short / long side of its rotated box) is one stroke ...
-MAX_STROKE_TILT = 50  # ... and a 1 when it stands within this many degrees of vertical
+# ... and a 1 when it stands within this many degrees of vertical: a card held askew tilts a 1 by 45 degrees
+# and more (measured on rendered clips), so only strokes near level are rules, never ones.
+MAX_STROKE_TILT = 65
+MAX_RULE_TILT = 90 - MAX_STROKE_TILT
 MIN_HOLE_SHARE = 0.06  # of the shape's box: a loop this large makes a blob a 0, 6, 8 or 9 to anyone
 
 
@@ -83,9 +86,9 @@ def _letter(rng: np.random.Generator) -> np.ndarray:
     return image
 
 
-def _not_upright(rng: np.random.Generator) -> float:
-    """An angle (radians from horizontal) at least 40 degrees away from vertical: a steeper stroke is a 1."""
-    return float(rng.uniform(-np.pi / 4.5, np.pi / 4.5))
+def _near_level(rng: np.random.Generator) -> float:
+    """An angle (radians from horizontal) within MAX_RULE_TILT of level: a steeper stroke is a 1 on a tilted card."""
+    return float(np.deg2rad(rng.uniform(-MAX_RULE_TILT, MAX_RULE_TILT)))
 
 
 def _rule(rng: np.random.Generator) -> np.ndarray:
@@ -94,7 +97,7 @@ def _rule(rng: np.random.Generator) -> np.ndarray:
     kind = rng.integers(4)
     if kind == 0:  # a ruled line's piece, or two
         for k in range(int(rng.integers(1, 3))):
-            angle, y = _not_upright(rng), rng.uniform(12, 52)
+            angle, y = _near_level(rng), rng.uniform(12, 52)
             dx, dy = 28 * np.cos(angle), 28 * np.sin(angle)
             cv2.line(image, (int(32 - dx), int(y - dy)), (int(32 + dx), int(y + dy)), 255, thickness, cv2.LINE_AA)
     elif kind == 1:  # a corner of a card or page
@@ -184,8 +187,11 @@ def not_digit_examples(mnist: MnistSplit, count: int, seed: int = 0) -> tuple[np
     """
     rng = np.random.default_rng(seed)
     examples, kinds = [], []
-    for kind, share in SHARES.items():
-        wanted = int(round(share * count))
+    # Each kind's count, rounded so that they add up to `count` however small it is (the largest shares first).
+    wanted_counts = {kind: int(share * count) for kind, share in SHARES.items()}
+    for kind in sorted(SHARES, key=lambda k: -(SHARES[k] * count % 1))[:count - sum(wanted_counts.values())]:
+        wanted_counts[kind] += 1
+    for kind, wanted in wanted_counts.items():
         if kind == "scene":
             made = _scene_crops(mnist, seed, wanted)
         else:
@@ -198,5 +204,7 @@ def not_digit_examples(mnist: MnistSplit, count: int, seed: int = 0) -> tuple[np
                     made.append(prepared)
         examples += made
         kinds += [kind] * len(made)
+    if not examples:
+        return np.zeros((0, 28, 28), np.uint8), np.array([], dtype=str)
     order = rng.permutation(len(examples))
     return np.stack(examples)[order], np.array(kinds)[order]

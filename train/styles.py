@@ -35,6 +35,11 @@ def _upscaled(digit: np.ndarray) -> np.ndarray:
     return cv2.resize(digit, None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_LINEAR)
 
 
+def _bar(image: np.ndarray, centre_x: float, y: float, half: float, pen: int) -> None:
+    """A level stroke `2 * half` px long centred on (centre_x, y): a 1's base, a 7's cross bar."""
+    cv2.line(image, (int(centre_x - half), int(y)), (int(centre_x + half), int(y)), 255, pen, cv2.LINE_AA)
+
+
 def one_with_flag(digit: np.ndarray, rng: np.random.Generator, base: bool) -> np.ndarray | None:
     """A 1 with the flag down-left from its top (and, with `base`, a bar under its foot)."""
     points = _ink_points(digit)
@@ -48,9 +53,7 @@ def one_with_flag(digit: np.ndarray, rng: np.random.Generator, base: bool) -> np
     flag_end = top + length * np.array([-np.cos(angle), np.sin(angle)])
     cv2.line(image, tuple(int(v) for v in top), tuple(int(v) for v in flag_end), 255, pen, cv2.LINE_AA)
     if base:
-        half = rng.uniform(0.2, 0.35) * height
-        cv2.line(image, (int(bottom[0] - half), int(bottom[1])), (int(bottom[0] + half), int(bottom[1])), 255, pen,
-                 cv2.LINE_AA)
+        _bar(image, bottom[0], bottom[1], rng.uniform(0.2, 0.35) * height, pen)
     return to_mnist_input(image)
 
 
@@ -67,8 +70,7 @@ def seven_with_bar(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray | 
     centre = on_row[:, 0].mean() * SCALE, row * SCALE
     half = rng.uniform(0.15, 0.28) * (bottom - top) * SCALE
     image, pen = _upscaled(digit), _pen(digit)
-    cv2.line(image, (int(centre[0] - half), int(centre[1])), (int(centre[0] + half), int(centre[1])), 255, pen,
-             cv2.LINE_AA)
+    _bar(image, centre[0], centre[1], half, pen)
     return to_mnist_input(image)
 
 
