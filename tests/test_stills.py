@@ -239,9 +239,9 @@ def test_real_photos_meet_their_floors():
     pipeline = DigitPipeline(load_classifier(MODEL, threads=1))
     entries = json.loads((REAL / "truth.json").read_text())
     rows = {row["kind"]: row for row in summary_rows([score_photo(entry, REAL, pipeline) for entry in entries])}
-    assert rows["single"]["exact"] >= 26, rows["single"]  # measured 27 of 27
+    assert rows["single"]["exact"] >= 25, rows["single"]  # measured 26 of 27 (27 with the 10-class model)
     assert rows["line"]["exact"] >= 15, rows["line"]  # measured 16 of 16
-    assert rows["page"]["digits_right"] >= 0.89 * rows["page"]["digits"], rows["page"]  # measured 92.0%
+    assert rows["page"]["digits_right"] >= 0.89 * rows["page"]["digits"], rows["page"]  # measured 93.5%
 
 
 @needs_mnist
