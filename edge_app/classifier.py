@@ -6,8 +6,8 @@ class "not a digit" (what detection cut out that is no digit: an edge, a letter,
 A model's classes come from its manifest entry or its ONNX metadata; a model that records neither
 is taken by its output size (10: digits, 11: digits and "not a digit"), so older 10-class models load.
 Quantization scale and zero point come from the model file itself, never from constants, so a float
-model and an int8 model are used the same way. (A Keras
-backend for baselines lives in `train.keras_classifier`: the edge core never imports Keras.)
+model and an int8 model are used the same way. (A Keras backend for baselines lives in
+`train.keras_classifier`: the edge core never imports Keras.)
 """
 from __future__ import annotations
 
@@ -81,10 +81,10 @@ class Classifier(ABC):
 
     @abstractmethod
     def _forward(self, batch: np.ndarray) -> np.ndarray:
-        """(n, 28, 28, 1) float32 in [0, 1] -> (n, 10) float32 probabilities."""
+        """(n, 28, 28, 1) float32 in [0, 1] -> (n, classes) float32 probabilities."""
 
     def probabilities(self, digits: np.ndarray) -> np.ndarray:
-        """(n, 28, 28) or (28, 28) uint8 MNIST-style digits -> (n, 10) float32 probabilities."""
+        """(n, 28, 28) or (28, 28) uint8 MNIST-style digits -> (n, len(self.labels)) float32 probabilities."""
         batch = to_model_batch(digits)
         if len(batch) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
@@ -173,7 +173,7 @@ class TFLiteClassifier(Classifier):
         return self._invoke(batch.astype(dtype))
 
     def _invoke(self, batch: np.ndarray) -> np.ndarray:
-        """(n, 28, 28, 1) in the model's input dtype -> (n, 10) float32 probabilities."""
+        """(n, 28, 28, 1) in the model's input dtype -> (n, classes) float32 probabilities."""
         self._resize_batch(len(batch))
         self.interpreter.set_tensor(self.input["index"], batch)
         self.interpreter.invoke()
@@ -264,7 +264,8 @@ def check_shapes(path: Path, input_shape, output_shape, metadata_labels: str | N
         raise ModelError(f"{path}: its classes {labels} are not the digits 0-9 (and optionally {NOT_A_DIGIT!r}); "
                          "use a model exported by `digits export`")
     expected = len(labels) if labels is not None else None
-    if len(outs) != 2 or outs[1] not in (10, 11) or (expected is not None and outs[1] != expected):
+    known = (len(DIGIT_CLASSES), len(DIGIT_CLASSES) + 1)  # the ten digits, then "not a digit" if it has one
+    if len(outs) != 2 or outs[1] not in known or (expected is not None and outs[1] != expected):
         wanted = f"(n, {expected})" if expected is not None else "(n, 10) or (n, 11)"
         raise ModelError(f"{path}: gives output {shown}, but the app expects {wanted} class probabilities; "
                          "use a model exported by `digits export`")

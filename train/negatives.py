@@ -27,6 +27,7 @@ import numpy as np
 from edge_app.detect import LIVE, STILL, detect
 from edge_app.mnist import MnistSplit
 from edge_app.preprocess import to_mnist_input
+from edge_app.synthetic import ClipOptions, render_frames
 
 CANVAS = 64  # px: strokes are drawn at about twice MNIST's scale, then prepared like any crop
 LETTERS = "ACEFHKMNPRUVWXacehkmnpuvwx+=#%&@*<>~"  # none of them a fair digit (no O, l, I, S, Z, B, g, q...)
@@ -155,8 +156,6 @@ def _half(rng: np.random.Generator, mnist: MnistSplit) -> np.ndarray | None:
 
 def _scene_crops(mnist: MnistSplit, seed: int, wanted: int) -> list[np.ndarray]:
     """Crops the detector takes from rendered camera frames that show no digit (clutter, hands, blank cards)."""
-    from edge_app.synthetic import ClipOptions, render_frames
-
     crops: list[np.ndarray] = []
     options = ClipOptions(segments=8, segment_frames=6)
     clip = 0

@@ -113,7 +113,11 @@ def load_mnist(data_dir: str | None):
     """(train, test) as MnistSplit; a local IDX copy when one is given, else Keras' download."""
     if mnist.find_mnist_dir(data_dir) is not None:
         return mnist.load_split("train", data_dir), mnist.load_split("test", data_dir)
-    (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    except Exception as error:  # Keras raises a bare Exception when the download fails (no network)
+        raise mnist.MnistNotFound(f"MNIST is not in a local folder and the download failed ({str(error)[:80]}); "
+                                  "pass --data DIR or set DIGITS_MNIST_DIR to the IDX files") from None
     return mnist.MnistSplit(x_train, y_train), mnist.MnistSplit(x_test, y_test)
 
 
@@ -180,6 +184,9 @@ def train(config: TrainConfig) -> TrainResult:
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     classes = 11 if config.reject_class else 10
+    model = build_model(config.arch, classes)
+    if config.init_from:  # before the minutes of data preparation: a model that does not fit is said at once
+        initial_weights(model, config.init_from)
     train_split, test_split = load_mnist(config.data_dir)
     images, labels = train_split.images, train_split.labels
     if config.subset:
@@ -194,9 +201,6 @@ def train(config: TrainConfig) -> TrainResult:
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=max(1, steps - steps // 20), warmup_target=config.learning_rate,
         warmup_steps=steps // 20)
-    model = build_model(config.arch, classes)
-    if config.init_from:
-        initial_weights(model, config.init_from)
     model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                   metrics=["accuracy"])
