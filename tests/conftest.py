@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/rendering.py
+
+# A shell without job control starts background jobs (`pytest &`, nohup) with SIGINT ignored, and children
+# inherit that: the tests that stop `digits` with Ctrl-C would then wait forever. Children of a process with a
+# handler start with the default instead, which Python turns into KeyboardInterrupt.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _mnist_dir() -> Path | None:
