@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rendered crops per held-out set in the training report (camera, pens, not a digit)")
     parser.add_argument("--no-calibrate", action="store_true",
                         help="keep the raw softmax (no temperature fitted on the validation split)")
+    parser.add_argument("--average-epochs", type=int, default=0,
+                        help="average the weights of the last N epochs (SWA); kept when it scores at least as "
+                             "well on the validation split as the best epoch")
     parser.add_argument("--data", default=None,
                         help="folder with the MNIST IDX files (default: $DIGITS_MNIST_DIR, else download)")
     parser.add_argument("--output", "-o", default="models/cnn.keras", help="where to save the .keras model")
@@ -42,6 +45,9 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if args.heldout_count < 10:
         print("digits train: --heldout-count must be at least 10", file=sys.stderr)
+        return 2
+    if not 0 <= args.average_epochs <= args.epochs:
+        print(f"digits train: --average-epochs must be between 0 and --epochs ({args.epochs})", file=sys.stderr)
         return 2
     if args.epochs < 1 or args.batch_size < 1 or not 0 < args.validation_split < 1:
         print("digits train: --epochs and --batch-size must be >= 1 and --validation-split in (0, 1)",
@@ -60,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
                          augment=not args.no_augment, data_dir=args.data, output=args.output,
                          reject_class=not args.no_reject_class, negative_share=args.negative_share,
                          style_share=args.style_share, init_from=args.init_from, calibrate=not args.no_calibrate,
-                         heldout_count=args.heldout_count,
+                         heldout_count=args.heldout_count, average_epochs=args.average_epochs,
                          command_line=getattr(args, "command_line", "digits train"))
     try:
         result = train(config)

@@ -1,0 +1,46 @@
+"""Pieces of `digits train` that need no MNIST: weight averaging and how it is chosen."""
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+import keras  # noqa: E402
+
+from train.train import AverageLastEpochs, choose_average  # noqa: E402
+
+
+def _tiny_model() -> keras.Model:
+    inputs = keras.Input((28, 28, 1))
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inputs))
+    return keras.Model(inputs, outputs)
+
+
+def test_the_average_is_the_mean_of_the_last_epochs_only():
+    model = _tiny_model()
+    average = AverageLastEpochs(count=2, epochs=3)
+    average.set_model(model)
+    for epoch in range(3):
+        weights = [np.full_like(w, epoch + 1.0) for w in model.get_weights()]
+        model.set_weights(weights)
+        average.on_epoch_end(epoch)
+    averaged = average.averaged()
+    assert np.allclose(averaged[0], 2.5)  # epochs 2 and 3, not 1
+    assert AverageLastEpochs(count=2, epochs=3).averaged() is None
+
+
+def test_the_averaged_weights_are_kept_only_when_their_validation_loss_is_lower():
+    model = _tiny_model()
+    images = np.random.default_rng(0).integers(0, 256, (32, 28, 28), dtype=np.uint8)
+    labels = np.zeros(32, np.int64)  # every image is class 0
+    uniform = [np.zeros_like(w) for w in model.get_weights()]  # 1/3 for each class: log(3)
+    sure_of_0, sure_of_2 = ([uniform[0], np.array(bias, np.float32)] for bias in ([5, 0, 0], [0, 0, 5]))
+
+    model.set_weights(uniform)
+    better = choose_average(model, sure_of_0, images, labels)
+    assert better["kept"] == "averaged" and better["best_epoch"]["log_loss"] == pytest.approx(np.log(3), abs=1e-4)
+    assert np.array_equal(model.get_weights()[1], sure_of_0[1])
+
+    model.set_weights(uniform)
+    worse = choose_average(model, sure_of_2, images, labels)
+    assert worse["kept"] == "best epoch" and worse["averaged"]["accuracy"] == 0.0
+    assert not model.get_weights()[1].any()
