@@ -98,8 +98,8 @@ def test_notebook_paper(pipeline, mnist_test, step, colour, vertical, turn):
 
 
 @needs_mnist
-@pytest.mark.xfail(strict=True, reason="the 11-class model reads the whole blob as 'not a digit' (0.996) and the cut-off "
-                   "5, which keeps bits of the 8, as 'not a digit' too (0.69; 5 at 0.31): a known regression, README")
+@pytest.mark.xfail(strict=True, reason="the 11-class models read the whole blob as 'not a digit' (0.996) and the cut "
+                   "into a 5 and an 8 is not kept (the cut-off 5 keeps bits of the 8): a known regression, README")
 def test_two_digits_written_touching_are_cut_apart(pipeline, mnist_test):
     """A 5 whose stroke runs into the 8 beside it: one blob, read as "8" at 0.69 unless cut in two."""
     five, eight = _digits(mnist_test, "58")

@@ -13,18 +13,21 @@ def _conv_bn_relu(x, filters: int, strides: int = 1):
 
 
 def build_cnn(classes: int = 10) -> keras.Model:
-    """The edge default: ~68k parameters, ~2.3M multiply-adds, about 80 us per image in int8 on one x86 core.
+    """The edge default: ~79k parameters, ~4.0M multiply-adds, about 0.03 ms per image in int8 on one core here.
 
     Strided convolutions instead of pooling and few channels at 28x28 keep the multiply-adds low;
     the flatten head keeps where the strokes are, which matters for digits more than a global pool.
+    Widths were measured, not guessed: with the 11th class, 8-16-16-32-32-64 (71k parameters) let 3% of
+    the not-a-digit crops through at the same MNIST accuracy; the wider middle and the narrower last
+    layer (fewer flatten weights) keep the int8 file under 100 KB.
     """
     inputs = keras.Input((28, 28, 1), name="image")
-    x = _conv_bn_relu(inputs, 8)
-    x = _conv_bn_relu(x, 16, strides=2)   # 14x14
-    x = _conv_bn_relu(x, 16)
-    x = _conv_bn_relu(x, 32, strides=2)   # 7x7
-    x = _conv_bn_relu(x, 32)
-    x = _conv_bn_relu(x, 64)
+    x = _conv_bn_relu(inputs, 12)
+    x = _conv_bn_relu(x, 24, strides=2)   # 14x14
+    x = _conv_bn_relu(x, 24)
+    x = _conv_bn_relu(x, 48, strides=2)   # 7x7
+    x = _conv_bn_relu(x, 48)
+    x = _conv_bn_relu(x, 40)
     x = layers.Flatten()(x)
     x = layers.Dropout(0.3)(x)
     outputs = layers.Dense(classes, activation="softmax", name="probabilities")(x)
