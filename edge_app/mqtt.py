@@ -434,8 +434,8 @@ class MqttSink:
             if settings and not self._startup_over:
                 self._first_problem = problem  # start() makes it the one-line error
                 return
-        if self._stop.is_set():
-            return
+        if self._stop.is_set() and self._away_since is not None:
+            return  # closing in an outage already said: the exit's line counts what is left
         if self._away_since is None or was_connected:
             self._away_since = self._reminded = now
             if settings:

@@ -442,6 +442,36 @@ def test_an_unreachable_host_is_one_line_and_the_photos_are_still_read():
 
 
 @pytest.mark.slow
+@needs_model
+def test_a_server_that_hangs_up_after_startup_is_still_said_at_exit():
+    """A port that takes the connection and closes it only after startup stopped waiting (a TLS port slow to
+    give up on a plain client): the reason is said even though the app is already closing."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def hang_up_late():
+        connection, _ = listener.accept()
+        time.sleep(4.0)  # past the 3 s that startup waits for an answer, within the 5 s given at exit
+        connection.close()
+
+    server = threading.Thread(target=hang_up_late, daemon=True)
+    server.start()
+    try:
+        result = run_digits("run", "--headless", "--source", str(HANDDRAWN / "3.png"), "--model", str(MODEL),
+                            "--mqtt", f"mqtt://127.0.0.1:{port}")
+    finally:
+        server.join(10)
+        listener.close()
+    assert result.returncode == 0 and result.stdout.strip().endswith("3.png: 3")
+    assert result.stderr.strip().splitlines() == [
+        f"MQTT broker 127.0.0.1:{port} cannot be reached (closed before the broker answered: is it a TLS port? "
+        "mqtts:// is for those); reading goes on, readings are queued and sent when it is back",
+        f"MQTT broker 127.0.0.1:{port}: 1 reading not delivered before exit (waited 5 s)"]
+
+
+@pytest.mark.slow
 @needs_mosquitto
 def test_five_devices_on_one_broker_through_two_restarts_every_reading_accounted_for(tmp_path):
     """The short form of tests/fleet_mqtt.py (20 devices for 10 minutes; README has its figures)."""
