@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-calibrate", action="store_true",
                         help="keep the raw softmax (no temperature fitted on the validation split)")
     parser.add_argument("--average-epochs", type=int, default=0,
-                        help="average the weights of the last N epochs (SWA); kept when it scores at least as "
-                             "well on the validation split as the best epoch")
+                        help="average the weights of the last N epochs (SWA); kept when its validation log loss "
+                             "is lower than the best epoch's")
     parser.add_argument("--data", default=None,
                         help="folder with the MNIST IDX files (default: $DIGITS_MNIST_DIR, else download)")
     parser.add_argument("--output", "-o", default="models/cnn.keras", help="where to save the .keras model")
