@@ -249,7 +249,7 @@ def train(config: TrainConfig) -> TrainResult:
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
                   metrics=["accuracy"])
     keep_best = KeepBestWeights()
-    average = AverageLastEpochs(config.average_epochs, config.epochs) if config.average_epochs > 1 else None
+    average = AverageLastEpochs(config.average_epochs, config.epochs) if config.average_epochs else None
     model.fit(batches, epochs=config.epochs,
               validation_data=(to_model_batch(val_x), keras.utils.to_categorical(val_y, classes)),
               callbacks=[keep_best] + ([average] if average else []), verbose=1 if sys.stdout.isatty() else 2)
