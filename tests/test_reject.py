@@ -120,7 +120,7 @@ def test_not_digit_examples_are_reproducible_and_never_a_one(mnist_test):
     first, kinds = not_digit_examples(mnist_test, 120, seed=3)
     again, _ = not_digit_examples(mnist_test, 120, seed=3)
     assert np.array_equal(first, again) and first.shape == (120, 28, 28) and first.dtype == np.uint8
-    assert {"letter", "rule", "blob", "merged", "half", "scene"} <= set(kinds)
+    assert {"letter", "rule", "blob", "hand", "merged", "half", "scene"} <= set(kinds)
     widths = [np.ptp(np.flatnonzero(image.max(axis=0) > 64)) + 1 for image in first]
     assert min(widths) >= MIN_WIDTH
     # They are what the app feeds the model: to_mnist_input of them changes nothing much.

@@ -86,7 +86,7 @@ def coloured_pen_crops(split: MnistSplit, count: int, seed: int = HELDOUT_SEED +
 def not_digit_crops(split: MnistSplit, count: int, seed: int = HELDOUT_SEED) -> LabelledSet:
     images, _ = not_digit_examples(split, count, seed)
     return LabelledSet("not_digit_crops", images, np.full(len(images), NOT_A_DIGIT_INDEX),
-                       f"{len(images)} not-a-digit crops (letters, rules, blobs, merged and half digits of the "
+                       f"{len(images)} not-a-digit crops (letters, rules, blobs, hands, merged and half digits of the "
                        "test split, detector crops of rendered empty frames)")
 
 
