@@ -58,7 +58,7 @@ def test_shipped_accuracy_on_full_test_set(name, mnist_test):
     tolerance = 3e-3 if name.endswith("_int8.onnx") else 2e-4
     assert accuracy == pytest.approx(ARTIFACTS[name]["mnist_test_accuracy"], abs=tolerance)
     if name == "cnn_int8.tflite":
-        assert accuracy >= 0.994  # 99.41%: the 11-class model (a "not a digit" answer counts as wrong)
+        assert accuracy >= 0.994  # 99.44%: the 11-class model (a "not a digit" answer counts as wrong)
 
 
 @needs_mnist

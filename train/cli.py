@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-augment", action="store_true", help="train on plain MNIST")
     parser.add_argument("--no-reject-class", action="store_true",
                         help="train only the ten digits, without the 11th class 'not a digit'")
-    parser.add_argument("--negative-share", type=float, default=0.25,
+    parser.add_argument("--negative-share", type=float, default=0.35,
                         help="'not a digit' examples per MNIST training image")
     parser.add_argument("--style-share", type=float, default=0.08,
                         help="extra digits in styles MNIST rarely shows (flagged 1, crossed 7...) per MNIST image")

@@ -46,7 +46,7 @@ class TrainConfig:
     augment: bool = True
     label_smoothing: float = 0.05
     reject_class: bool = True  # an 11th class, "not a digit"
-    negative_share: float = 0.25  # "not a digit" examples, as a share of the MNIST training images
+    negative_share: float = 0.35  # "not a digit" examples, as a share of the MNIST training images
     style_share: float = 0.08  # extra digits in styles MNIST rarely shows, as a share of them
     init_from: str | None = None  # a .keras model to start from (its layers' weights; a 10-class head grows a class)
     calibrate: bool = True  # fit a temperature on the validation split and fold it into the last layer
