@@ -154,11 +154,11 @@ def _hand(rng: np.random.Generator) -> np.ndarray:
         tip = (base[0] + length * np.cos(angle), base[1] + length * np.sin(angle))
         cv2.line(image, (int(base[0]), int(base[1])), (int(tip[0]), int(tip[1])), 255, int(rng.integers(4, 9)),
                  cv2.LINE_AA)
-    if rng.random() < 0.5:  # a thumb, out to one side
+    if rng.random() < 0.5:  # a thumb, out to one side and a little up
         side = rng.choice([-1, 1])
-        angle = np.pi / 2 - side * rng.uniform(0.9, 1.4) - np.pi / 2
+        reach = np.cos(rng.uniform(0.9, 1.4))  # of its length, sideways
         base = (palm[0] + side * palm_axes[0] * 0.7, palm[1])
-        tip = (base[0] + side * rng.uniform(10, 18) * abs(np.cos(angle)), base[1] - rng.uniform(4, 12))
+        tip = (base[0] + side * rng.uniform(10, 18) * reach, base[1] - rng.uniform(4, 12))
         cv2.line(image, (int(base[0]), int(base[1])), (int(tip[0]), int(tip[1])), 255, int(rng.integers(5, 9)),
                  cv2.LINE_AA)
     turn = cv2.getRotationMatrix2D((CANVAS / 2, CANVAS / 2), float(rng.uniform(0, 360)), 1.0)
