@@ -9,7 +9,7 @@ time. Kinds, and why each is here:
 - `blob`: specks, smudges, filled shapes, a few scattered dots (dust, shadows, a finger's tip);
 - `hand`: a palm with two to five fingers, from any side (the hand that holds the card, or one waved in
   front of the camera): cut out alone, it is a filled blob on stems, which a model that has never seen one
-  reads as a 4, 7 or 9 (most of what the previous models took for digits in rendered empty frames);
+  reads as a 4, 7 or 9 (one of the shapes the previous models took for digits in rendered empty frames);
 - `merged`: two MNIST digits touching or overlapping (detection took them as one region);
 - `half`: the left or right part of a digit (a region cut too early, or a digit cut in two);
 - `scene`: whatever the detector itself finds in rendered camera frames that hold no digit
