@@ -4,8 +4,8 @@
     python tests/score_classifier.py --models models/cnn_int8.tflite --count 4000 --json out.json
 
 Per model and set (`train.heldout`: MNIST test, rendered camera crops, red and green pens, not-a-digit
-crops, the real photos' digits): accuracy (a "not a digit" answer to a digit counts as wrong), the
-share of digits rejected, the share of non-digits answered "not a digit", the expected calibration
+crops, the real photos' digits, other writers' 8x8 scans): accuracy (a "not a digit" answer to a digit
+counts as wrong), the share of digits rejected, the share of non-digits answered "not a digit", the expected calibration
 error, and the weakest classes. `--curve` adds the right / wrong / refused shares of the digits and the
 non-digits taken for digits at each confidence gate: how `--min-confidence`'s default was chosen.
 The models run through the edge runtimes (`load_classifier`), exactly as the app runs them.
@@ -59,10 +59,7 @@ def main() -> int:
     args = parser.parse_args()
     models = args.models or sorted((ROOT / "models").glob("cnn_*.tflite")) + sorted((ROOT / "models").glob("cnn_*.onnx"))
     test = mnist.load_split("test", args.data)
-    sets = [heldout.mnist_test(test), heldout.camera_crops(test, args.count),
-            heldout.coloured_pen_crops(test, args.count // 2), heldout.not_digit_crops(test, args.count)]
-    real = heldout.real_crops()
-    sets += [real] if real is not None else []
+    sets = heldout.all_sets(test, args.count)
     for s in sets:
         print(f"{s.name}: {s.description}")
     report = {}

@@ -155,3 +155,14 @@ def test_shipped_model_rejects_non_digits_and_keeps_digits(mnist_test):
     assert (classifier.probabilities(others.images).argmax(axis=1) == 10).mean() >= 0.98  # 98.90% on 2,000
     camera = heldout.camera_crops(mnist_test, 400)
     assert expected_calibration_error(classifier.probabilities(camera.images), camera.labels) <= 0.03
+
+
+def test_other_writers_are_all_ten_digits_prepared_like_any_crop():
+    pytest.importorskip("sklearn")
+    from train import heldout
+
+    writers = heldout.other_writers()
+    assert writers.images.shape == (1797, 28, 28) and writers.images.dtype == np.uint8
+    assert np.bincount(writers.labels, minlength=10).min() >= 170
+    inked = (writers.images > 64).reshape(len(writers.images), -1).sum(axis=1)
+    assert inked.min() > 20  # every 8x8 scan became a digit, none a blank

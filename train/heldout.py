@@ -7,7 +7,10 @@
 - `not_digit_crops`: "not a digit" crops made from MNIST's test digits and rendered scenes with seeds
   that training never uses;
 - `real_crops`: the digits of the real photos (`$DIGITS_REAL_DIR`, single digits and one-line numbers
-  whose detected regions match the truth one to one), labelled by the photos' truth.
+  whose detected regions match the truth one to one), labelled by the photos' truth;
+- `other_writers`: 1,797 digits by 43 writers who are not MNIST's (the UCI optdigits set that scikit-learn
+  ships inside its wheel, so it needs no download): 8x8 scans, scaled up blocky, soft or sharp in turn,
+  as a low-resolution scan or a small digit on a page photo reaches the app.
 
 Everything goes through the app's own detector and preprocessing, never a copy of them.
 """
@@ -121,6 +124,35 @@ def real_crops(real_dir: str | Path | None = None) -> LabelledSet | None:
         return None
     return LabelledSet("real_crops", np.stack(images), np.array(labels),
                        f"{len(labels)} digits of the real single-digit and one-line photos in {folder}")
+
+
+OPTDIGITS_UPSCALINGS = (cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_CUBIC)
+
+
+def other_writers() -> LabelledSet | None:
+    """The optdigits digits as images of dark ink on white, prepared by `to_mnist_input`; None without scikit-learn."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        return None
+    optdigits = load_digits()  # (1797, 8, 8) counts of inked pixels in 4x4 cells of a 32x32 scan: 0-16
+    images = []
+    for index, counts in enumerate(optdigits.images):
+        page = np.round(255.0 - counts * (255.0 / 16.0)).astype(np.uint8)
+        page = cv2.copyMakeBorder(page, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=255)
+        upscaling = OPTDIGITS_UPSCALINGS[index % len(OPTDIGITS_UPSCALINGS)]
+        prepared = to_mnist_input(cv2.resize(page, (96, 96), interpolation=upscaling))
+        images.append(prepared if prepared is not None else np.zeros((28, 28), np.uint8))
+    return LabelledSet("other_writers", np.stack(images), optdigits.target.astype(np.int64),
+                       f"{len(images)} optdigits digits by 43 writers outside MNIST (8x8 scans, scaled up "
+                       "blocky, soft and sharp in turn)")
+
+
+def all_sets(test_split: MnistSplit, count: int) -> list[LabelledSet]:
+    """Every held-out set: the rendered ones with `count` crops, and those whose data is here."""
+    sets = [mnist_test(test_split), camera_crops(test_split, count), coloured_pen_crops(test_split, count // 2),
+            not_digit_crops(test_split, count)]
+    return sets + [s for s in (real_crops(), other_writers()) if s is not None]
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:

@@ -217,13 +217,6 @@ def initial_weights(model: keras.Model, source_path: str) -> None:
             raise ValueError(f"--init-from {source_path}: layer {origin.name} does not fit {target.name}")
 
 
-def heldout_sets(test_split: mnist.MnistSplit, count: int) -> list[heldout.LabelledSet]:
-    sets = [heldout.mnist_test(test_split), heldout.camera_crops(test_split, count),
-            heldout.coloured_pen_crops(test_split, count // 2), heldout.not_digit_crops(test_split, count)]
-    real = heldout.real_crops()
-    return sets + ([real] if real is not None else [])
-
-
 def train(config: TrainConfig) -> TrainResult:
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
@@ -261,7 +254,7 @@ def train(config: TrainConfig) -> TrainResult:
         return model.predict(to_model_batch(images_), batch_size=1024, verbose=0)
 
     temperature = 1.0
-    sets = heldout_sets(test_split, config.heldout_count)
+    sets = heldout.all_sets(test_split, config.heldout_count)
     before = {s.name: heldout.score(probabilities_of(s.images), s.labels) for s in sets}
     if config.calibrate:
         temperature = fit_temperature(probabilities_of(val_x), val_y)
