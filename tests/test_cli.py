@@ -23,6 +23,8 @@ def test_train_rejects_bad_options(tmp_path):
     assert result.returncode == 2 and "--epochs" in result.stderr
     result = run_digits("train", "--output", str(tmp_path / "model.h5"))
     assert result.returncode == 2 and "must end in .keras" in result.stderr
+    result = run_digits("train", "--low-res-share", "1.5")
+    assert result.returncode == 2 and "--low-res-share" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 def test_export_rejects_unknown_format():

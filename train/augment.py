@@ -5,7 +5,13 @@ Affine magnitudes are modest on purpose: `to_mnist_input` already normalises siz
 inference, so the model only has to tolerate what that normalisation leaves over (a slightly off
 box, a tilted or sheared digit, another pen's stroke width, camera blur and sensor noise). What it
 does not normalise is the writer's hand: elastic distortion (Simard et al., 2003) bends strokes the way
-another writer's would, and pen pressure makes a stroke fade and darken along its length.
+another writer's would, and pen pressure makes a stroke fade and darken along its length. Nor does it
+add detail a digit never had: a small digit on a page photo, or a low-resolution scan, reaches the
+model as a few pixels scaled up, blocky or blurred, and a reject class that has never seen one calls
+it "not a digit" (`low_resolution`). That and the aspect change are off by default (`digits train
+--low-res-share`, `--max-aspect`): they read other writers' low-resolution scans far better but let more
+rendered-room clutter through (README, Training). When off they draw no random numbers, so the shipped
+model's recipe gives the same batches as before they existed.
 """
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ class AugmentConfig:
     max_shift_px: float = 2.0
     scale_range: tuple[float, float] = (0.9, 1.1)
     max_shear: float = 0.3  # x-shift per unit of y, as in slanted handwriting
+    max_aspect: float = 1.0  # width / height changed by up to this factor either way: narrow and wide hands,
+    # and scanners that stretch every digit to fill a square box (1: never)
     elastic_prob: float = 0.5
     elastic_alpha: tuple[float, float] = (8.0, 30.0)  # px of displacement before smoothing (Simard: 34)
     elastic_sigma: float = 4.0  # px: how smooth the displacement field is (Simard: 4)
@@ -30,15 +38,21 @@ class AugmentConfig:
     max_blur_sigma: float = 1.0  # pixels
     noise_prob: float = 0.2
     max_noise_std: float = 12.0  # grey levels
+    low_res_prob: float = 0.0  # chance the digit was only this many pixels tall or wide ...
+    low_res_px: tuple[int, int] = (6, 16)  # ... against MNIST's 20 (8x8 scans, 16x16 ones, small page digits)
+    binarize_prob: float = 0.4  # of those, the share a scanner thresholded to black and white
 
 
 def random_affine(rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
-    """A 2x3 matrix: rotation, scale and shear about the image centre, then a shift."""
+    """A 2x3 matrix: rotation, scale, shear and aspect about the image centre, then a shift."""
     angle = np.deg2rad(rng.uniform(-cfg.max_rotation_deg, cfg.max_rotation_deg))
     scale = rng.uniform(*cfg.scale_range)
     shear = rng.uniform(-cfg.max_shear, cfg.max_shear)
     rotate = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     linear = scale * rotate @ np.array([[1.0, shear], [0.0, 1.0]])
+    if cfg.max_aspect > 1.0:
+        aspect = np.exp(rng.uniform(-np.log(cfg.max_aspect), np.log(cfg.max_aspect)))
+        linear = linear @ np.diag([np.sqrt(aspect), 1.0 / np.sqrt(aspect)])  # the same area, wider or narrower
     centre = np.array([13.5, 13.5])
     shift = rng.uniform(-cfg.max_shift_px, cfg.max_shift_px, size=2)
     offset = centre - linear @ centre + shift
@@ -62,6 +76,23 @@ def pen_pressure(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(faded * (255.0 / max(float(faded.max()), 1.0)), 0, 255).astype(np.uint8)
 
 
+# Upscaled by a photo app, a scanner or our own resize: blocky, soft, or with cubic overshoot.
+UPSCALINGS = (cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_CUBIC)
+
+
+def low_resolution(digit: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
+    """The digit as if it had been `low_res_px` pixels across (MNIST's box is 20) and scaled back up."""
+    pixels = rng.uniform(cfg.low_res_px[0], cfg.low_res_px[1])
+    small_size = max(4, int(round(28 * pixels / 20)))
+    small = cv2.resize(digit, (small_size, small_size), interpolation=cv2.INTER_AREA)
+    if rng.random() < cfg.binarize_prob:
+        # Relative to the darkest ink, so that a thin faint stroke thresholds to a thin line, not to nothing.
+        small = np.where(small > rng.uniform(0.25, 0.6) * float(small.max()), 255, 0).astype(np.uint8)
+    upscaling = UPSCALINGS[int(rng.integers(len(UPSCALINGS)))]
+    out = cv2.resize(small, (28, 28), interpolation=upscaling).astype(np.float32)
+    return np.clip(out * (255.0 / max(float(out.max()), 1.0)), 0, 255).astype(np.uint8)
+
+
 def augment_digit(digit: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
     """(28, 28) uint8 -> (28, 28) uint8, one random variation of the digit."""
     out = cv2.warpAffine(digit, random_affine(rng, cfg), (28, 28), flags=cv2.INTER_LINEAR,
@@ -73,6 +104,8 @@ def augment_digit(digit: np.ndarray, rng: np.random.Generator, cfg: AugmentConfi
     if rng.random() < cfg.thickness_prob:
         kernel = np.ones((2, 2), np.uint8)
         out = cv2.dilate(out, kernel) if rng.random() < 0.5 else cv2.erode(out, kernel)
+    if cfg.low_res_prob > 0 and rng.random() < cfg.low_res_prob:
+        out = low_resolution(out, rng, cfg)
     if rng.random() < cfg.blur_prob:
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.3, cfg.max_blur_sigma))
     if rng.random() < cfg.noise_prob:

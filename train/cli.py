@@ -31,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--average-epochs", type=int, default=0,
                         help="average the weights of the last N epochs (SWA); kept when its validation log loss "
                              "is lower than the best epoch's")
+    parser.add_argument("--low-res-share", type=float, default=0.0,
+                        help="share of training examples made coarse, as if only 6-16 px across and scaled back up "
+                             "(low-resolution scans, small digits on a page); the trade-off is in README, Training")
+    parser.add_argument("--max-aspect", type=float, default=1.0,
+                        help="widen or narrow training examples by up to this factor (1: never)")
     parser.add_argument("--data", default=None,
                         help="folder with the MNIST IDX files (default: $DIGITS_MNIST_DIR, else download)")
     parser.add_argument("--output", "-o", default="models/cnn.keras", help="where to save the .keras model")
@@ -42,6 +47,9 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if not (0 <= args.negative_share <= 5 and 0 <= args.style_share <= 5):
         print("digits train: --negative-share and --style-share must be between 0 and 5", file=sys.stderr)
+        return 2
+    if not (0 <= args.low_res_share <= 1 and 1 <= args.max_aspect <= 3):
+        print("digits train: --low-res-share must be between 0 and 1 and --max-aspect between 1 and 3", file=sys.stderr)
         return 2
     if args.heldout_count < 10:
         print("digits train: --heldout-count must be at least 10", file=sys.stderr)
@@ -67,6 +75,7 @@ def main(args: argparse.Namespace) -> int:
                          reject_class=not args.no_reject_class, negative_share=args.negative_share,
                          style_share=args.style_share, init_from=args.init_from, calibrate=not args.no_calibrate,
                          heldout_count=args.heldout_count, average_epochs=args.average_epochs,
+                         low_res_share=args.low_res_share, max_aspect=args.max_aspect,
                          command_line=getattr(args, "command_line", "digits train"))
     try:
         result = train(config)

@@ -51,6 +51,8 @@ class TrainConfig:
     init_from: str | None = None  # a .keras model to start from (its layers' weights; a 10-class head grows a class)
     calibrate: bool = True  # fit a temperature on the validation split and fold it into the last layer
     average_epochs: int = 0  # average the weights of the last N epochs (SWA); kept only if validation says so
+    low_res_share: float = 0.0  # training examples made coarse, as if only 6-16 px across (`augment.low_resolution`)
+    max_aspect: float = 1.0  # widen or narrow training examples by up to this factor
     heldout_count: int = 2000  # rendered crops per held-out set in the report
     data_dir: str | None = None  # MNIST IDX folder; None: $DIGITS_MNIST_DIR, else the Keras download
     output: str = "models/cnn.keras"
@@ -131,6 +133,10 @@ class AverageLastEpochs(keras.callbacks.Callback):
         if not self.seen:
             return None
         return [(t / self.seen).astype(np.float32) for t in self.total]
+
+
+def augment_config(config: TrainConfig) -> AugmentConfig:
+    return AugmentConfig(low_res_prob=config.low_res_share, max_aspect=config.max_aspect)
 
 
 def validation_scores(model: keras.Model, val_x: np.ndarray, val_y: np.ndarray) -> dict:
@@ -233,7 +239,7 @@ def train(config: TrainConfig) -> TrainResult:
     val_x, val_y = with_extra_examples(val_x, val_y, replace(config, style_share=0.0), config.seed + 1)
 
     batches = AugmentedBatches(fit_x, fit_y, config.batch_size, config.seed,
-                               AugmentConfig() if config.augment else None, classes)
+                               augment_config(config) if config.augment else None, classes)
     steps = len(batches) * config.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=max(1, steps - steps // 20), warmup_target=config.learning_rate,
