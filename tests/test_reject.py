@@ -173,6 +173,29 @@ def test_low_resolution_keeps_the_digit_where_it_was_and_never_erases_it(mnist_t
         assert (after & near_before).sum() >= 0.95 * after.sum()
 
 
+@needs_mnist
+def test_fill_box_stretches_a_digit_to_a_square_like_old_scanned_sets(mnist_test):
+    from train.augment import fill_box
+
+    ink_box = lambda image: [np.ptp(np.flatnonzero(image.max(axis=axis) > 64)) + 1 for axis in (0, 1)]  # noqa: E731
+    ones = mnist_test.images[mnist_test.labels == 1][:20]
+    for one in ones:
+        width, height = ink_box(fill_box(one, max_stretch=6.0))
+        assert 0.85 * height <= width <= 1.25 * height  # a narrow 1 became about as wide as it is tall (blur aside)
+    zero = mnist_test.images[np.flatnonzero(mnist_test.labels == 0)[0]]
+    assert abs(ink_box(fill_box(zero, 6.0))[1] - ink_box(zero)[1]) <= 1  # its longer side is left as it was
+    assert not fill_box(np.zeros((28, 28), np.uint8), 6.0).any()
+
+
+@needs_mnist
+def test_scene_share_changes_only_the_scene_crops_count(mnist_test):
+    from train.negatives import kind_shares, not_digit_examples
+
+    assert sum(kind_shares(0.5).values()) == pytest.approx(1.0)
+    _, kinds = not_digit_examples(mnist_test, 40, seed=2, scene_share=0.5)
+    assert (kinds == "scene").sum() == 20 and len(kinds) == 40
+
+
 def test_other_writers_are_all_ten_digits_prepared_like_any_crop():
     pytest.importorskip("sklearn")
     from train import heldout

@@ -8,10 +8,11 @@ does not normalise is the writer's hand: elastic distortion (Simard et al., 2003
 another writer's would, and pen pressure makes a stroke fade and darken along its length. Nor does it
 add detail a digit never had: a small digit on a page photo, or a low-resolution scan, reaches the
 model as a few pixels scaled up, blocky or blurred, and a reject class that has never seen one calls
-it "not a digit" (`low_resolution`). That and the aspect change are off by default (`digits train
---low-res-share`, `--max-aspect`): they read other writers' low-resolution scans far better but let more
-rendered-room clutter through (README, Training). When off they draw no random numbers, so the shipped
-model's recipe gives the same batches as before they existed.
+it "not a digit" (`low_resolution`). Old scanned sets also stretched every digit to fill a square box
+(`fill_box`). These and the aspect change are off by default (`digits train --low-res-share`,
+`--fill-box-share`, `--max-aspect`): they read other writers' scans far better, at a cost measured in
+README, Training. When off they draw no random numbers, so the shipped model's recipe gives the same
+batches as before they existed.
 """
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ class AugmentConfig:
     low_res_prob: float = 0.0  # chance the digit was only this many pixels tall or wide ...
     low_res_px: tuple[int, int] = (6, 16)  # ... against MNIST's 20 (8x8 scans, 16x16 ones, small page digits)
     binarize_prob: float = 0.4  # of those, the share a scanner thresholded to black and white
+    fill_box_prob: float = 0.0  # chance the digit was stretched to fill a square box, as scanned sets did
+    max_fill_stretch: float = 6.0  # a hairline 1 is widened at most this much (to a bar, not a block)
 
 
 def random_affine(rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
@@ -93,6 +96,25 @@ def low_resolution(digit: np.ndarray, rng: np.random.Generator, cfg: AugmentConf
     return np.clip(out * (255.0 / max(float(out.max()), 1.0)), 0, 255).astype(np.uint8)
 
 
+def fill_box(digit: np.ndarray, max_stretch: float) -> np.ndarray:
+    """The digit stretched so that its ink fills a square, centred.
+
+    Scanned digit sets normalised every digit to a box without keeping its aspect (UCI optdigits: a 1 is
+    5 of 8 pixels wide; Semeion: 16x16), so their 1s are thick bars with a flag and their 7s and 4s are
+    wide. MNIST kept the aspect, so a model trained on it alone reads such a 1 as a 7, a 4 or "not a digit".
+    """
+    ys, xs = np.nonzero(digit > 0.2 * float(digit.max()))
+    if len(xs) == 0:
+        return digit
+    width, height = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+    side = max(width, height)
+    stretch_x, stretch_y = min(side / width, max_stretch), min(side / height, max_stretch)
+    centre_x, centre_y = (xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2
+    matrix = np.float32([[stretch_x, 0, 13.5 - stretch_x * centre_x], [0, stretch_y, 13.5 - stretch_y * centre_y]])
+    return cv2.warpAffine(digit, matrix, (28, 28), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0)
+
+
 def augment_digit(digit: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
     """(28, 28) uint8 -> (28, 28) uint8, one random variation of the digit."""
     out = cv2.warpAffine(digit, random_affine(rng, cfg), (28, 28), flags=cv2.INTER_LINEAR,
@@ -104,6 +126,9 @@ def augment_digit(digit: np.ndarray, rng: np.random.Generator, cfg: AugmentConfi
     if rng.random() < cfg.thickness_prob:
         kernel = np.ones((2, 2), np.uint8)
         out = cv2.dilate(out, kernel) if rng.random() < 0.5 else cv2.erode(out, kernel)
+    # A scanner boxes the digit as written (slant, pen and all), then samples it: box, then resolution.
+    if cfg.fill_box_prob > 0 and rng.random() < cfg.fill_box_prob:
+        out = fill_box(out, cfg.max_fill_stretch)
     if cfg.low_res_prob > 0 and rng.random() < cfg.low_res_prob:
         out = low_resolution(out, rng, cfg)
     if rng.random() < cfg.blur_prob:

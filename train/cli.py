@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train only the ten digits, without the 11th class 'not a digit'")
     parser.add_argument("--negative-share", type=float, default=0.35,
                         help="'not a digit' examples per MNIST training image")
+    parser.add_argument("--scene-share", type=float, default=0.25,
+                        help="of the 'not a digit' examples, the share the detector cuts out of rendered scenes "
+                             "(slowest to make: about 10 a second)")
     parser.add_argument("--style-share", type=float, default=0.08,
                         help="extra digits in styles MNIST rarely shows (flagged 1, crossed 7...) per MNIST image")
     parser.add_argument("--init-from", default=None,
@@ -34,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--low-res-share", type=float, default=0.0,
                         help="share of training examples made coarse, as if only 6-16 px across and scaled back up "
                              "(low-resolution scans, small digits on a page); the trade-off is in README, Training")
+    parser.add_argument("--fill-box-share", type=float, default=0.0,
+                        help="share of training examples stretched to fill a square box, as old scanned digit "
+                             "sets were (UCI optdigits, Semeion)")
     parser.add_argument("--max-aspect", type=float, default=1.0,
                         help="widen or narrow training examples by up to this factor (1: never)")
     parser.add_argument("--data", default=None,
@@ -48,8 +54,12 @@ def main(args: argparse.Namespace) -> int:
     if not (0 <= args.negative_share <= 5 and 0 <= args.style_share <= 5):
         print("digits train: --negative-share and --style-share must be between 0 and 5", file=sys.stderr)
         return 2
-    if not (0 <= args.low_res_share <= 1 and 1 <= args.max_aspect <= 3):
-        print("digits train: --low-res-share must be between 0 and 1 and --max-aspect between 1 and 3", file=sys.stderr)
+    if not 0 <= args.scene_share <= 1:
+        print("digits train: --scene-share must be between 0 and 1", file=sys.stderr)
+        return 2
+    if not (0 <= args.low_res_share <= 1 and 0 <= args.fill_box_share <= 1 and 1 <= args.max_aspect <= 3):
+        print("digits train: --low-res-share and --fill-box-share must be between 0 and 1 and --max-aspect "
+              "between 1 and 3", file=sys.stderr)
         return 2
     if args.heldout_count < 10:
         print("digits train: --heldout-count must be at least 10", file=sys.stderr)
@@ -73,9 +83,11 @@ def main(args: argparse.Namespace) -> int:
                          validation_split=args.validation_split, subset=args.subset,
                          augment=not args.no_augment, data_dir=args.data, output=args.output,
                          reject_class=not args.no_reject_class, negative_share=args.negative_share,
+                         scene_share=args.scene_share,
                          style_share=args.style_share, init_from=args.init_from, calibrate=not args.no_calibrate,
                          heldout_count=args.heldout_count, average_epochs=args.average_epochs,
                          low_res_share=args.low_res_share, max_aspect=args.max_aspect,
+                         fill_box_share=args.fill_box_share,
                          command_line=getattr(args, "command_line", "digits train"))
     try:
         result = train(config)

@@ -43,6 +43,7 @@ HALF_DIGITS = (3, 8, 9)
 # regions; the live detector and the still detector, one clip each in turn.
 SCENE_DETECTORS = (replace(LIVE, any_pen_colour=True, min_digit_share=0.03, max_paper_saturation=1.0),
                    replace(STILL, working_size=640))
+SCENE_CLIP = ClipOptions(segments=8, segment_frames=6)
 MIN_WIDTH = 10  # px of 28: a narrower shape is a fair 1, whatever it was cut from, so it is never a negative
 MAX_STROKE_ASPECT = 0.35  # a shape this thin (short / long side of its rotated box) is one stroke ...
 # ... and a 1 when it stands within this many degrees of vertical: a card held askew tilts a 1 by 45 degrees
@@ -185,41 +186,61 @@ def _half(rng: np.random.Generator, mnist: MnistSplit) -> np.ndarray | None:
     return digit
 
 
-def _scene_crops(mnist: MnistSplit, seed: int, wanted: int) -> list[np.ndarray]:
-    """Crops the detector takes from rendered camera frames that show no digit (clutter, hands, blank cards)."""
+def scene_clip_crops(mnist: MnistSplit, seed: int, clip: int) -> list[np.ndarray]:
+    """The crops the detector takes from the empty frames of one rendered clip (clutter, hands, blank cards).
+
+    Each clip depends only on (`mnist`, `seed`, `clip`), so clips can be made in any order or process and
+    joined in clip order to the same set.
+    """
     crops: list[np.ndarray] = []
-    options = ClipOptions(segments=8, segment_frames=6)
+    config = SCENE_DETECTORS[clip % len(SCENE_DETECTORS)]
+    for frame, truth in render_frames(mnist, seed=seed * 100_000 + clip, options=SCENE_CLIP):
+        if truth:
+            continue
+        for region in detect(frame, config).regions:
+            prepared = to_mnist_input(region.crop)
+            if prepared is not None and not looks_like_a_digit(prepared):
+                crops.append(prepared)
+    return crops
+
+
+def _scene_crops(mnist: MnistSplit, seed: int, wanted: int) -> list[np.ndarray]:
+    crops: list[np.ndarray] = []
     clip = 0
     while len(crops) < wanted and clip < 50 + wanted:
-        config = SCENE_DETECTORS[clip % len(SCENE_DETECTORS)]
-        for frame, truth in render_frames(mnist, seed=seed * 100_000 + clip, options=options):
-            if truth:
-                continue
-            for region in detect(frame, config).regions:
-                prepared = to_mnist_input(region.crop)
-                if prepared is not None and not looks_like_a_digit(prepared):
-                    crops.append(prepared)
+        crops += scene_clip_crops(mnist, seed, clip)
         clip += 1
     return crops[:wanted]
 
 
 DRAWN_KINDS = {"letter": _letter, "rule": _rule, "blob": _blob, "hand": _hand}
 DIGIT_KINDS = {"merged": _merged, "half": _half}
-# Shares of each kind in a set of negatives (the scene crops make up the rest).
+# Shares of each kind in a set of negatives.
 SHARES = {"letter": 0.2, "rule": 0.15, "blob": 0.1, "hand": 0.1, "merged": 0.15, "half": 0.05, "scene": 0.25}
 
 
-def not_digit_examples(mnist: MnistSplit, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def kind_shares(scene_share: float = SHARES["scene"]) -> dict[str, float]:
+    """SHARES with the scene crops' share changed, the other kinds keeping their proportions."""
+    if scene_share == SHARES["scene"]:
+        return SHARES
+    rest = (1 - scene_share) / (1 - SHARES["scene"])
+    return {kind: scene_share if kind == "scene" else share * rest for kind, share in SHARES.items()}
+
+
+def not_digit_examples(mnist: MnistSplit, count: int, seed: int = 0,
+                       scene_share: float = SHARES["scene"]) -> tuple[np.ndarray, np.ndarray]:
     """`count` (28, 28) uint8 "not a digit" inputs and their kind names, seeded.
 
     `mnist` gives the digits that merged pairs and halves are made of: the training split for training,
-    the test split for evaluation, so the two never share a digit.
+    the test split for evaluation, so the two never share a digit. `scene_share` of them are crops from
+    rendered scenes (the slowest kind to make, and the one the app meets most).
     """
     rng = np.random.default_rng(seed)
     examples, kinds = [], []
     # Each kind's count, rounded so that they add up to `count` however small it is (the largest shares first).
-    wanted_counts = {kind: int(share * count) for kind, share in SHARES.items()}
-    for kind in sorted(SHARES, key=lambda k: -(SHARES[k] * count % 1))[:count - sum(wanted_counts.values())]:
+    shares = kind_shares(scene_share)
+    wanted_counts = {kind: int(share * count) for kind, share in shares.items()}
+    for kind in sorted(shares, key=lambda k: -(shares[k] * count % 1))[:count - sum(wanted_counts.values())]:
         wanted_counts[kind] += 1
     for kind, wanted in wanted_counts.items():
         if kind == "scene":

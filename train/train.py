@@ -47,12 +47,14 @@ class TrainConfig:
     label_smoothing: float = 0.05
     reject_class: bool = True  # an 11th class, "not a digit"
     negative_share: float = 0.35  # "not a digit" examples, as a share of the MNIST training images
+    scene_share: float = 0.25  # of those, the share cut out of rendered scenes by the detector itself
     style_share: float = 0.08  # extra digits in styles MNIST rarely shows, as a share of them
     init_from: str | None = None  # a .keras model to start from (its layers' weights; a 10-class head grows a class)
     calibrate: bool = True  # fit a temperature on the validation split and fold it into the last layer
     average_epochs: int = 0  # average the weights of the last N epochs (SWA); kept only if validation says so
     low_res_share: float = 0.0  # training examples made coarse, as if only 6-16 px across (`augment.low_resolution`)
     max_aspect: float = 1.0  # widen or narrow training examples by up to this factor
+    fill_box_share: float = 0.0  # training examples stretched to fill a square box (`augment.fill_box`)
     heldout_count: int = 2000  # rendered crops per held-out set in the report
     data_dir: str | None = None  # MNIST IDX folder; None: $DIGITS_MNIST_DIR, else the Keras download
     output: str = "models/cnn.keras"
@@ -136,7 +138,8 @@ class AverageLastEpochs(keras.callbacks.Callback):
 
 
 def augment_config(config: TrainConfig) -> AugmentConfig:
-    return AugmentConfig(low_res_prob=config.low_res_share, max_aspect=config.max_aspect)
+    return AugmentConfig(low_res_prob=config.low_res_share, max_aspect=config.max_aspect,
+                         fill_box_prob=config.fill_box_share)
 
 
 def validation_scores(model: keras.Model, val_x: np.ndarray, val_y: np.ndarray) -> dict:
@@ -199,7 +202,7 @@ def with_extra_examples(images, labels, config: TrainConfig, seed: int):
     negatives = int(round(config.negative_share * len(images))) if config.reject_class else 0
     if negatives:
         split = mnist.MnistSplit(images, labels)
-        negative_x, _ = not_digit_examples(split, negatives, seed)
+        negative_x, _ = not_digit_examples(split, negatives, seed, config.scene_share)
         parts_x.append(negative_x)
         parts_y.append(np.full(len(negative_x), NOT_A_DIGIT_INDEX, np.int64))
     return np.concatenate(parts_x), np.concatenate(parts_y)
