@@ -192,12 +192,14 @@ def write_and_verify(fmt: ExportFormat, model, out_dir: Path, stem: str, calibra
 def manifest_entry(report: ArtifactReport, fmt: ExportFormat, io: dict, source: Path, command_line: str,
                    calibration_size: int, labels: list[str]) -> dict:
     train_report = source.with_suffix(".train.json")
-    temperature = json.loads(train_report.read_text()).get("temperature") if train_report.is_file() else None
+    training = json.loads(train_report.read_text()) if train_report.is_file() else {}
     return {
         "file": report.file, "format": fmt.name, "dtype": fmt.dtype, "runtime": fmt.runtime,
         "description": fmt.description, "labels": labels,
         # softmax(logits / T), folded into the last layer at training; None: not calibrated
-        "temperature": temperature, **io,
+        "temperature": training.get("temperature"),
+        # added to the "not a digit" logit after T, also folded in (train.calibrate.fit_reject_bias); None: none
+        "reject_bias": training.get("reject_bias"), **io,
         "size_bytes": report.size_bytes, "sha256": report.sha256,
         "mnist_test_accuracy": round(report.accuracy, 5), "keras_accuracy": round(report.keras_accuracy, 5),
         "agreement_with_keras": round(report.agreement, 5),
@@ -290,6 +292,6 @@ def _training_record(keras_path: Path) -> dict | None:
     info = json.loads(train_report.read_text())
     training = {keras_path.name: {k: info.get(k) for k in
                                   ("command", "seconds", "best_epoch", "parameters", "machine", "versions",
-                                   "labels", "temperature")}}
+                                   "labels", "temperature", "reject_bias")}}
     training[keras_path.name]["keras_test_accuracy"] = info.get("test", {}).get("accuracy")
     return training

@@ -25,7 +25,7 @@ def test_train_rejects_bad_options(tmp_path):
     assert result.returncode == 2 and "must end in .keras" in result.stderr
     result = run_digits("train", "--low-res-share", "1.5")
     assert result.returncode == 2 and "--low-res-share" in result.stderr and len(result.stderr.splitlines()) == 1
-    for option in ("--fill-box-share", "--scene-share"):
+    for option in ("--fill-box-share", "--scene-share", "--reject-budget"):
         result = run_digits("train", option, "-0.1")
         assert result.returncode == 2 and option in result.stderr and len(result.stderr.splitlines()) == 1
 

@@ -113,6 +113,27 @@ def test_temperature_is_recovered_from_overconfident_logits():
     assert fit_temperature(sharp, labels) == pytest.approx(2.0, rel=0.1)
 
 
+def test_reject_bias_stays_within_the_budget_of_digits_rejected():
+    from train.calibrate import fit_reject_bias, with_reject_bias
+
+    rng = np.random.default_rng(1)
+    # 1,000 digits whose "not a digit" odds spread from far below to near their digit's, and 200 clear non-digits.
+    digit_rows = np.full((1000, 3), 1e-4)
+    digit_rows[:, 0] = 0.9
+    digit_rows[:, 2] = 0.9 * np.exp(-rng.uniform(0.0, 6.0, 1000))
+    other_rows = np.tile([0.2, 1e-4, 0.8], (200, 1))
+    probabilities = np.vstack([digit_rows, other_rows])
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    labels = np.array([0] * 1000 + [2] * 200)
+    tight, loose = (fit_reject_bias(probabilities, labels, reject_class=2, max_digits_rejected=share)
+                    for share in (0.05, 0.2))
+    assert 0 < tight < loose
+    for bias, share in ((tight, 0.05), (loose, 0.2)):
+        rejected = (with_reject_bias(probabilities[:1000], 2, bias).argmax(axis=1) == 2).mean()
+        assert rejected <= share
+    assert fit_reject_bias(probabilities, labels, 2, max_digits_rejected=0.0) == 0.0
+
+
 @needs_mnist
 def test_not_digit_examples_are_reproducible_and_never_a_one(mnist_test):
     from train.negatives import MIN_WIDTH, not_digit_examples

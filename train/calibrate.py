@@ -55,3 +55,44 @@ def fold_temperature(model, temperature: float) -> None:
     head = model.layers[-1]
     kernel, bias = head.get_weights()
     head.set_weights([kernel / temperature, bias / temperature])
+
+
+REJECT_BIASES = np.arange(0.0, 3.01, 0.25)  # added to the "not a digit" logit, in steps of e^0.25 = 1.28x its odds
+
+
+def fit_reject_bias(probabilities: np.ndarray, labels: np.ndarray, reject_class: int,
+                    max_digits_rejected: float) -> float:
+    """The largest bias on the "not a digit" logit that still rejects at most `max_digits_rejected` of
+    the held-out digits: the operating point of the reject class, chosen on validation data.
+
+    Trained on one negative in four examples, the model's prior for "not a digit" is that share, while a
+    detector's crops in the app are mostly clutter when no digit is shown. A bias trades digits rejected
+    for non-digits caught; the budget on digits is the goal's (README, Classifier), less a margin.
+    """
+    log_p = _log_probabilities(probabilities)
+    digits = labels != reject_class
+    best = 0.0
+    for bias in REJECT_BIASES:
+        shifted = log_p.copy()
+        shifted[:, reject_class] += bias
+        if (shifted[digits].argmax(axis=1) == reject_class).mean() > max_digits_rejected:
+            break
+        best = float(bias)
+    return best
+
+
+def with_reject_bias(probabilities: np.ndarray, reject_class: int, bias: float) -> np.ndarray:
+    log_p = _log_probabilities(probabilities)
+    log_p[:, reject_class] += bias
+    log_p -= log_p.max(axis=1, keepdims=True)
+    exp = np.exp(log_p)
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def fold_reject_bias(model, reject_class: int, bias: float) -> None:
+    """Add `bias` to the last Dense layer's "not a digit" output, in place (after the temperature)."""
+    head = model.layers[-1]
+    kernel, dense_bias = head.get_weights()
+    dense_bias = dense_bias.copy()
+    dense_bias[reject_class] += bias
+    head.set_weights([kernel, dense_bias])

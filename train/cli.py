@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rendered crops per held-out set in the training report (camera, pens, not a digit)")
     parser.add_argument("--no-calibrate", action="store_true",
                         help="keep the raw softmax (no temperature fitted on the validation split)")
+    parser.add_argument("--reject-budget", type=float, default=None,
+                        help="after calibration, raise the 'not a digit' answer as far as this share of validation "
+                             "digits rejected allows (for example 0.002); default: leave it as trained")
     parser.add_argument("--average-epochs", type=int, default=0,
                         help="average the weights of the last N epochs (SWA); kept when its validation log loss "
                              "is lower than the best epoch's")
@@ -53,6 +56,12 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if not (0 <= args.negative_share <= 5 and 0 <= args.style_share <= 5):
         print("digits train: --negative-share and --style-share must be between 0 and 5", file=sys.stderr)
+        return 2
+    if args.reject_budget is not None and not 0 <= args.reject_budget < 0.1:
+        print("digits train: --reject-budget must be a share between 0 and 0.1 (e.g. 0.002)", file=sys.stderr)
+        return 2
+    if args.reject_budget is not None and args.no_reject_class:
+        print("digits train: --reject-budget needs the 'not a digit' class (drop --no-reject-class)", file=sys.stderr)
         return 2
     if not 0 <= args.scene_share <= 1:
         print("digits train: --scene-share must be between 0 and 1", file=sys.stderr)
@@ -87,7 +96,7 @@ def main(args: argparse.Namespace) -> int:
                          style_share=args.style_share, init_from=args.init_from, calibrate=not args.no_calibrate,
                          heldout_count=args.heldout_count, average_epochs=args.average_epochs,
                          low_res_share=args.low_res_share, max_aspect=args.max_aspect,
-                         fill_box_share=args.fill_box_share,
+                         fill_box_share=args.fill_box_share, reject_budget=args.reject_budget,
                          command_line=getattr(args, "command_line", "digits train"))
     try:
         result = train(config)

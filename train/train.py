@@ -28,7 +28,7 @@ from edge_app.files import atomic_path, write_json_atomic, write_png_atomic
 from edge_app.preprocess import to_model_batch
 from train import heldout
 from train.augment import AugmentConfig, augment_batch
-from train.calibrate import fit_temperature, fold_temperature
+from train.calibrate import fit_reject_bias, fit_temperature, fold_reject_bias, fold_temperature
 from train.model import build_model
 from train.negatives import not_digit_examples
 from train.styles import style_variants
@@ -51,6 +51,7 @@ class TrainConfig:
     style_share: float = 0.08  # extra digits in styles MNIST rarely shows, as a share of them
     init_from: str | None = None  # a .keras model to start from (its layers' weights; a 10-class head grows a class)
     calibrate: bool = True  # fit a temperature on the validation split and fold it into the last layer
+    reject_budget: float | None = None  # raise "not a digit" until this share of validation digits is rejected
     average_epochs: int = 0  # average the weights of the last N epochs (SWA); kept only if validation says so
     low_res_share: float = 0.0  # training examples made coarse, as if only 6-16 px across (`augment.low_resolution`)
     max_aspect: float = 1.0  # widen or narrow training examples by up to this factor
@@ -268,6 +269,10 @@ def train(config: TrainConfig) -> TrainResult:
     if config.calibrate:
         temperature = fit_temperature(probabilities_of(val_x), val_y)
         fold_temperature(model, temperature)
+    reject_bias = 0.0
+    if config.reject_class and config.reject_budget is not None:
+        reject_bias = fit_reject_bias(probabilities_of(val_x), val_y, NOT_A_DIGIT_INDEX, config.reject_budget)
+        fold_reject_bias(model, NOT_A_DIGIT_INDEX, reject_bias)
     report_sets = {s.name: heldout.score(probabilities_of(s.images), s.labels) for s in sets}
     for name, result in report_sets.items():
         result["expected_calibration_error_before"] = before[name]["expected_calibration_error"]
@@ -292,6 +297,7 @@ def train(config: TrainConfig) -> TrainResult:
         "best_val_accuracy": round(float(keep_best.best_accuracy), 5),
         "weight_averaging": averaging,
         "temperature": round(temperature, 5),
+        "reject_bias": reject_bias,
         "test": report,
         "heldout": report_sets,
         "confusion_picture": confusion_path.name,
