@@ -217,6 +217,19 @@ def test_scene_share_changes_only_the_scene_crops_count(mnist_test):
     assert (kinds == "scene").sum() == 20 and len(kinds) == 40
 
 
+@needs_mnist
+def test_boxed_scans_fill_the_box_whatever_the_digit_s_aspect(mnist_test):
+    from train import heldout
+
+    one = mnist_test.images[np.flatnonzero(mnist_test.labels == 1)[0]]
+    scan = heldout.boxed_scan(one)
+    assert scan.shape == (20, 20) and set(np.unique(scan)) <= {0, 255}
+    inked_columns = np.flatnonzero((scan == 0).any(axis=0))
+    assert inked_columns.min() == 2 and inked_columns.max() == 17  # a narrow 1 stretched across all 16 columns
+    scans = heldout.boxed_scans(mnist_test, 200)
+    assert scans.images.shape == (200, 28, 28) and set(scans.labels) == set(range(10))
+
+
 def test_other_writers_are_all_ten_digits_prepared_like_any_crop():
     pytest.importorskip("sklearn")
     from train import heldout
