@@ -3,11 +3,12 @@
     python tests/score_classifier.py                               # every cnn artifact in models/
     python tests/score_classifier.py --models models/cnn_int8.tflite --count 4000 --json out.json
 
-Per model and set (`train.heldout`: MNIST test, rendered camera crops, red and green pens, not-a-digit
-crops, box-normalised 16x16 scans of MNIST test, the real photos' digits, other writers' 8x8 scans): accuracy (a "not a digit" answer to a digit
-counts as wrong), the share of digits rejected, the share of non-digits answered "not a digit", the
-expected calibration error, and the weakest classes. `--curve` adds the right / wrong / refused shares of the digits and the
-non-digits taken for digits at each confidence gate: how `--min-confidence`'s default was chosen.
+Per model and set (`train.heldout`: MNIST test, rendered camera crops, red and green pens, not-a-digit crops,
+box-normalised 16x16 scans of MNIST test, the real photos' digits, other writers' 8x8 scans): accuracy (a "not
+a digit" answer to a digit counts as wrong), the share of digits rejected, the share of non-digits answered
+"not a digit", the expected calibration error, and the weakest classes. `--curve` adds the right / wrong /
+refused shares of the digits and the non-digits taken for digits at each confidence gate: how
+`--min-confidence`'s default was chosen.
 The models run through the edge runtimes (`load_classifier`), exactly as the app runs them.
 """
 from __future__ import annotations
