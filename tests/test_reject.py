@@ -173,7 +173,7 @@ def test_shipped_model_rejects_non_digits_and_keeps_digits(mnist_test):
     digits = classifier.probabilities(mnist_test.images[:5000])
     assert (digits.argmax(axis=1) == 10).mean() <= 0.004
     others = heldout.not_digit_crops(mnist_test, 600)
-    assert (classifier.probabilities(others.images).argmax(axis=1) == 10).mean() >= 0.98  # 98.90% on 2,000
+    assert (classifier.probabilities(others.images).argmax(axis=1) == 10).mean() >= 0.975  # 98.20% on 2,000
     camera = heldout.camera_crops(mnist_test, 400)
     assert expected_calibration_error(classifier.probabilities(camera.images), camera.labels) <= 0.03
 
@@ -241,13 +241,18 @@ def test_other_writers_are_all_ten_digits_prepared_like_any_crop():
     assert inked.min() > 20  # every 8x8 scan became a digit, none a blank
 
 
+@needs_mnist
 @pytest.mark.slow
-def test_shipped_model_on_other_writers_scans():
-    """Floors just under README's `other_writers` figures: most of what it misses, it rejects as "not a digit"."""
+def test_shipped_model_on_other_writers_scans(mnist_test):
+    """Floors just under README's `other_writers` and `boxed_scans` figures (scans of other writers, and digits
+    stretched to fill a box as old scanners did): most of what it misses, it rejects as "not a digit"."""
     pytest.importorskip("sklearn")
     from train import heldout
 
     writers = heldout.other_writers()
     probabilities = load_classifier(MODELS / "cnn_int8.tflite").probabilities(writers.images)
-    assert (probabilities.argmax(axis=1) == writers.labels).mean() >= 0.62  # 63.77%
-    assert (probabilities[:, :10].argmax(axis=1) == writers.labels).mean() >= 0.84  # 85.81% by the likeliest digit
+    assert (probabilities.argmax(axis=1) == writers.labels).mean() >= 0.86  # 88.09%
+    assert (probabilities[:, :10].argmax(axis=1) == writers.labels).mean() >= 0.94  # 96.05% by the likeliest digit
+    boxed = heldout.boxed_scans(mnist_test, 2000)
+    read = load_classifier(MODELS / "cnn_int8.tflite").probabilities(boxed.images).argmax(axis=1)
+    assert (read == boxed.labels).mean() >= 0.935  # 94.90% (the model before: 92.05%)
