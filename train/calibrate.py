@@ -17,12 +17,14 @@ def _log_probabilities(probabilities: np.ndarray) -> np.ndarray:
     return np.log(np.clip(np.asarray(probabilities, np.float64), 1e-12, 1.0))
 
 
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 def scaled(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(logits / T) from softmax(logits)."""
-    logits = _log_probabilities(probabilities) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    exp = np.exp(logits)
-    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+    return _softmax(_log_probabilities(probabilities) / temperature)
 
 
 def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray, temperature: float) -> float:
@@ -69,24 +71,20 @@ def fit_reject_bias(probabilities: np.ndarray, labels: np.ndarray, reject_class:
     detector's crops in the app are mostly clutter when no digit is shown. A bias trades digits rejected
     for non-digits caught; the budget on digits is the goal's (README, Classifier), less a margin.
     """
-    log_p = _log_probabilities(probabilities)
-    digits = labels != reject_class
+    digits = probabilities[labels != reject_class]
     best = 0.0
     for bias in REJECT_BIASES:
-        shifted = log_p.copy()
-        shifted[:, reject_class] += bias
-        if (shifted[digits].argmax(axis=1) == reject_class).mean() > max_digits_rejected:
+        if (with_reject_bias(digits, reject_class, bias).argmax(axis=1) == reject_class).mean() > max_digits_rejected:
             break
         best = float(bias)
     return best
 
 
 def with_reject_bias(probabilities: np.ndarray, reject_class: int, bias: float) -> np.ndarray:
-    log_p = _log_probabilities(probabilities)
-    log_p[:, reject_class] += bias
-    log_p -= log_p.max(axis=1, keepdims=True)
-    exp = np.exp(log_p)
-    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+    """The probabilities with `bias` added to the "not a digit" logit (what `fold_reject_bias` bakes in)."""
+    logits = _log_probabilities(probabilities)
+    logits[:, reject_class] += bias
+    return _softmax(logits)
 
 
 def fold_reject_bias(model, reject_class: int, bias: float) -> None:
