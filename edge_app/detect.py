@@ -85,13 +85,16 @@ class DetectorConfig:
     max_coloured_ink_share: float = 0.5  # of a blob's pixels that may be more colourful than pen ink
     crop_pad_share: float = 0.2  # the crop's margin around the ink, as a share of its longer side
     min_hole_brightness: float = 0.6  # non-ink inside the box, share of the way from ink up to paper
-    min_box_brightness: float = 0.15  # the whole box's median, likewise: a digit's box is mostly paper
+    min_box_brightness: float = 0.15  # the box's level below which lies max_box_ink_share of it, likewise:
+    max_box_ink_share: float = 0.7  # a digit's box is mostly paper (a bold marker 8 is about 0.6 ink)
     max_candidates: int = 200  # blobs tested one by one; beyond this the largest are kept (bounds the work)
     # Specks: blobs smaller than this share of the smallest digit's height squared (the bar of a 5 is
     # about 0.1) are noise, never tested.
     min_speck_share: float = 0.15
     # Light writing on a dark ground (chalk on a board, a white-on-black crop) is read inverted, in stills.
     either_polarity: bool = False
+    # Bold strokes that the adaptive threshold hollows out are filled back in (`_with_hollow_strokes_filled`).
+    fill_hollow_strokes: bool = True
 
     def __post_init__(self):
         for item in fields(self):
@@ -243,6 +246,48 @@ def paper_level(small: np.ndarray, config: DetectorConfig = LIVE) -> np.ndarray:
     if factor == 1.0:
         return closed
     return cv2.max(cv2.resize(closed, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_LINEAR), small)
+
+
+# A hole in a blob of ink is the inside of a bold stroke, not paper, when on the light-normalised copy
+# (paper = 255) it is darker than this ...
+HOLLOW_STROKE_LEVEL = 175
+# ... and no lighter than the ink around it by more than this share of the way from that ink up to paper. A
+# small or blurred 0's loop is greyer than paper but clearly lighter than its ring; a stroke's inside is
+# as dark as its edges.
+HOLLOW_STROKE_MARGIN = 0.2
+
+
+def _with_hollow_strokes_filled(mask: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """The ink mask with the insides of bold strokes filled back in.
+
+    The adaptive threshold marks what is darker than its window's mean. A stroke wider than about half the
+    window (a marker digit filling a close-up photo, a box-normalised scan scaled up) is darker than its
+    surroundings only near its edges, so it comes out as an outline with a hole along its middle, and the
+    model would be shown a hollow digit. A hole as dark as the ink around it is such a stroke's inside; a
+    hole of paper (the loops of a 0, 6, 8 or 9, the gaps of a 4) stays a hole.
+    """
+    count, holes = cv2.connectedComponents(cv2.bitwise_not(mask), connectivity=4)  # label 0: the ink
+    if count <= 2:
+        return mask
+    # Cheap first, for every frame: holes mostly darker than HOLLOW_STROKE_LEVEL, counted on the few dark
+    # pixels that are not ink, and not the paper around everything (what reaches the frame's border).
+    sizes = np.bincount(holes.ravel(), minlength=count)
+    dark_counts = np.bincount(holes[(mask == 0) & (flat < HOLLOW_STROKE_LEVEL)], minlength=count)
+    dark = 2 * dark_counts > sizes
+    dark[np.concatenate([holes[0], holes[-1], holes[:, 0], holes[:, -1]])] = False
+    dark[0] = False
+    if not dark.any():
+        return mask
+    # Then, for those: as dark as the ink on their rim (the ink pixels a 3x3 max filter spreads their label onto)?
+    in_dark_hole = dark[holes]
+    labelled = np.where(in_dark_hole, holes, 0).astype(np.float32)
+    rim_labels = cv2.dilate(labelled, np.ones((3, 3), np.uint8)).astype(np.int32)
+    rim = (mask > 0) & (rim_labels > 0)
+    hole_means = np.bincount(holes[in_dark_hole], weights=flat[in_dark_hole], minlength=count) / np.maximum(sizes, 1)
+    rim_sizes = np.bincount(rim_labels[rim], minlength=count)
+    rim_means = np.bincount(rim_labels[rim], weights=flat[rim], minlength=count) / np.maximum(rim_sizes, 1)
+    stroke_inside = dark & (rim_sizes > 0) & (hole_means <= rim_means + HOLLOW_STROKE_MARGIN * (255.0 - rim_means))
+    return np.where(stroke_inside[holes], np.uint8(255), mask)
 
 
 def _without_ruled_lines(mask: np.ndarray, flat: np.ndarray, config: DetectorConfig) -> np.ndarray:
@@ -500,10 +545,11 @@ def _paper_problem(scene: _Scene, own: np.ndarray, box: tuple[int, int, int, int
     if len(inside) and _levels(inside, (0.5,))[0] - ink_level < config.min_hole_brightness * contrast:
         return None, "dark inside"
     # Most of a written digit's box is paper. A dark object whose outline the adaptive threshold
-    # traced (a picture frame, a dark box crossed by a cable) is mostly dark inside its box. A
+    # traced (a picture frame, a dark box crossed by a cable) is mostly dark inside its box. A bold
+    # marker digit may be more ink than paper, so only a box that is mostly ink is refused, and a
     # straight "1" is all stroke, so thin blobs are exempt.
-    if w / h > config.thin_stroke_aspect and \
-            _levels(window[box_window].ravel(), (0.5,))[0] - ink_level < config.min_box_brightness * contrast:
+    box_level = _levels(window[box_window].ravel(), (config.max_box_ink_share,))[0]
+    if w / h > config.thin_stroke_aspect and box_level - ink_level < config.min_box_brightness * contrast:
         return None, "dark inside"
     grey = scene.small[rows, cols]
     grey_paper, grey_ink = _levels(grey[paper], (0.5,))[0], _levels(grey[own_here], (0.5,))[0]
@@ -547,6 +593,8 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
     paper = paper_level(small, config)
     flat = cv2.divide(small, np.maximum(paper, 1), scale=255)
     mask = _without_ruled_lines(ink_mask(small, config), flat, config)
+    if config.fill_hollow_strokes:
+        mask = _with_hollow_strokes_filled(mask, flat)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if config.long_pale_lines:
         mask, count, labels, stats = _without_long_pale_lines(mask, flat, count, labels, stats, config)

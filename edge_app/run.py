@@ -70,7 +70,7 @@ SPLIT_BELOW_CONFIDENCE = 0.8  # a wide region read less surely than this may be 
 # ... and is cut when both halves read at least this surely: the model reads half a digit as some digit
 # (half a 5 as a 3 at 0.94), so one clear half says little; a 6 cut in two reads 1 at 0.93 and 2 at 0.65.
 SPLIT_MIN_CONFIDENCE = 0.9
-TINY_STILL = 64  # px: a still no longer than this (an MNIST-sized crop) is read whole when detection finds nothing
+TINY_STILL = 64  # px: a still no longer than this (an MNIST-sized crop) is read whole, as one digit
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ class DigitPipeline:
         # Touching digits are cut apart only once the writing's direction is known: a digit turned on its
         # side is as wide as two.
         look = self._look(frame, config, cut_touching=False)
-        if still and not look.regions:
+        if still:
             look = self._read_whole(frame, look)
         angle = writing_angle(look.upright)
         if len(look.readings) >= MIN_TURN_DIGITS and abs(angle) >= MIN_TURN_DEGREES:
@@ -280,9 +280,20 @@ class DigitPipeline:
         return new_regions, new_inputs, new_readings
 
     def _read_whole(self, frame: np.ndarray, look: _Reading) -> _Reading:
-        """A still too small for detection (an MNIST-sized crop) is one digit: read it whole."""
+        """A still that is one digit's crop is read whole: one no larger than an MNIST-sized crop, whatever
+        detection found, and one whose ink runs from edge to edge when detection found nothing.
+
+        Detection is made for photos: on a crop of a few dozen pixels its window is a few pixels wide, and it
+        cuts strokes apart or takes a white-on-black crop's background for ink; and a digit cropped without
+        margin (a box-normalised scan, scaled up) has no paper around it, which the paper tests need
+        (measured on MNIST test and 16x16 box-normalised scans, README, Photos). Other stills keep what
+        detection found."""
         frame = np.asarray(frame)
-        if frame.ndim not in (2, 3) or frame.size == 0 or max(frame.shape[:2]) > TINY_STILL:
+        if frame.ndim not in (2, 3) or frame.size == 0:
+            return look
+        tiny = max(frame.shape[:2]) <= TINY_STILL
+        tight = not look.regions and any(_edge_to_edge(refused.box, frame.shape) for refused in look.rejected)
+        if not (tiny or tight):
             return look
         mnist = to_mnist_input(frame)
         if mnist is None:
@@ -304,6 +315,11 @@ class DigitPipeline:
         predictions = self.classifier.predict(self._batch)[:count]  # one call for every digit in the frame
         return [DigitReading(p.digit, p.confidence, r.box, r.ink or r.box, p.top3, p.not_digit)
                 for p, r in zip(predictions, regions)]
+
+
+def _edge_to_edge(box: Box, shape: tuple[int, ...]) -> bool:
+    """The box touches all four sides of the frame: a crop with no margin around its ink."""
+    return box.x <= 1 and box.y <= 1 and box.x + box.w >= shape[1] - 1 and box.y + box.h >= shape[0] - 1
 
 
 def _turn_matrix(shape: tuple[int, ...], degrees: float) -> tuple[np.ndarray, tuple[int, int]]:

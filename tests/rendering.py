@@ -63,3 +63,24 @@ def render_page(lines: list[list[np.ndarray]], size: tuple[int, int] = (1500, 20
         matrix = cv2.getRotationMatrix2D((cols / 2, rows / 2), turn, 1.0)
         image = cv2.warpAffine(image, matrix, (cols, rows), borderMode=cv2.BORDER_REPLICATE)
     return image
+
+
+def render_close_up(digit: np.ndarray, share: float, boldness: float = 1.0, size: int = 800, seed: int = 0,
+                    card: bool = False) -> np.ndarray:
+    """One digit whose 28x28 box fills `share` of a `size` x `size` photo (of a 4:3 frame's height with `card`:
+    a card on a darker table), its strokes widened `boldness` times MNIST's (a marker held close), BGR."""
+    height, width = (size, size) if not card else (size * 3 // 4, size)
+    side = int(share * height)
+    ink = cv2.resize(digit, (side, side), interpolation=cv2.INTER_CUBIC)
+    grow = int(side / 28 * (boldness - 1))
+    if grow:
+        ink = cv2.dilate(ink, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow, grow)))
+    photo = np.full((height, width), 225, np.float32)
+    if card:
+        photo[:] = 90
+        photo[height // 24:height - height // 24, width // 8:width - width // 8] = 225
+    top, left = (height - side) // 2, (width - side) // 2
+    photo[top:top + side, left:left + side] -= ink.astype(np.float32) / 255 * 190
+    photo += np.random.default_rng(seed).normal(0, 3, photo.shape)
+    photo = cv2.GaussianBlur(photo, (0, 0), 1.2)
+    return cv2.cvtColor(np.clip(photo, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_app.detect import Box, find_digit_regions, find_digits
+from edge_app.detect import LIVE, STILL, Box, find_digit_regions, find_digits
 
 from conftest import needs_mnist
 
@@ -119,6 +119,17 @@ def test_clutter_without_a_card_is_not_a_digit():
         cv2.ellipse(frame, centre, (int(rng.integers(10, 40)), int(rng.integers(10, 40))), 0, 0, 360,
                     rng.uniform(0, 120, 3).tolist(), -1)
     assert find_digit_regions(frame) == []
+
+
+@pytest.mark.parametrize("config", [LIVE, STILL], ids=["live", "still"])
+def test_dark_filled_shapes_on_paper_are_not_digits(config):
+    """Bold strokes' dark insides are filled back into the ink mask, so a dark filled shape (a disc, a block)
+    is a filled blob that the shape tests refuse, not an outline that looks like a 0."""
+    frame = np.full((600, 800), 225, np.uint8)
+    cv2.circle(frame, (150, 150), 70, 40, -1)
+    cv2.rectangle(frame, (560, 350), (720, 520), 35, -1)
+    cv2.ellipse(frame, (300, 420), (120, 60), 0, 0, 360, 50, -1)
+    assert find_digits(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), config) == []
 
 
 def test_blank_card_has_no_digits():

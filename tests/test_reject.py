@@ -173,9 +173,23 @@ def test_shipped_model_rejects_non_digits_and_keeps_digits(mnist_test):
     digits = classifier.probabilities(mnist_test.images[:5000])
     assert (digits.argmax(axis=1) == 10).mean() <= 0.004
     others = heldout.not_digit_crops(mnist_test, 600)
-    assert (classifier.probabilities(others.images).argmax(axis=1) == 10).mean() >= 0.975  # 98.20% on 2,000
+    assert (classifier.probabilities(others.images).argmax(axis=1) == 10).mean() >= 0.98  # 99.30% on 2,000
     camera = heldout.camera_crops(mnist_test, 400)
     assert expected_calibration_error(classifier.probabilities(camera.images), camera.labels) <= 0.03
+
+
+def test_a_dark_smudge_the_detector_lets_through_is_answered_not_a_digit():
+    """A tilted filled ellipse is under the detector's ink limits once bold strokes are read solid, so it
+    reaches the model, which must answer "not a digit" (in a photo and in a live frame)."""
+    from edge_app.run import DigitPipeline
+
+    pipeline = DigitPipeline(load_classifier(MODELS / "cnn_int8.tflite", threads=1))
+    for angle in (30, 60, 120):
+        page = np.full((600, 800), 225, np.uint8)
+        cv2.ellipse(page, (400, 300), (120, 60), angle, 0, 360, 50, -1)
+        for still in (True, False):
+            result = pipeline.process(cv2.cvtColor(page, cv2.COLOR_GRAY2BGR), still=still)
+            assert result.digits and result.text == "" and not result.digits[0].is_digit
 
 
 @needs_mnist

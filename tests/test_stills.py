@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import MODELS, ROOT, needs_mnist, run_digits
-from rendering import render_page
+from rendering import render_close_up, render_page
 
 MODEL = MODELS / "cnn_int8.tflite"
 REAL = Path(os.environ.get("DIGITS_REAL_DIR") or ROOT.parent / "shared" / "data" / "real")
@@ -111,6 +111,53 @@ def test_two_digits_written_touching_are_cut_apart(pipeline, mnist_test):
     frame = cv2.cvtColor(np.clip(page, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
     result = pipeline.process(frame, still=True)
     assert result.text == "58"
+
+
+@needs_mnist
+def test_a_bold_digit_filling_a_close_up_is_read_solid(pipeline, mnist_test):
+    """Strokes wider than half the adaptive threshold's window come out as outlines; their dark insides are
+    filled back in, so the model sees a solid stroke, while the paper inside a 0's or a 6's loop stays paper."""
+    for label, loops in (("0", 1), ("6", 1), ("1", 0), ("7", 0)):
+        result = pipeline.process(render_close_up(_digits(mnist_test, label)[0], 0.9, boldness=3.0), still=True)
+        assert result.text == label, label
+        # A hollow stroke would add a hole along every stroke: count the holes in what the model was shown.
+        contours, hierarchy = cv2.findContours((result.inputs[0] > 128).astype(np.uint8), cv2.RETR_CCOMP,
+                                               cv2.CHAIN_APPROX_SIMPLE)
+        holes = sum(1 for c, h in zip(contours, hierarchy[0]) if h[3] >= 0 and cv2.contourArea(c) >= 4)
+        assert holes == loops, label
+
+
+@needs_mnist
+def test_a_tiny_still_is_read_whole_in_either_polarity(pipeline, mnist_test):
+    """An MNIST-sized crop (here 16x16 box-normalised scans, white on black and black on white, the ink touching
+    every side) is one digit, read whole: the photo detector's few-pixel window would cut it up or take its
+    black ground for ink."""
+    from train.heldout import boxed_scan
+
+    right = 0
+    for digit, label in zip(mnist_test.images[:60], mnist_test.labels[:60]):
+        scan = boxed_scan(digit)[2:-2, 2:-2]
+        for still in (scan, 255 - scan):
+            result = pipeline.process(cv2.cvtColor(still, cv2.COLOR_GRAY2BGR), still=True)
+            assert [d.box.as_list() for d in result.digits] == [[0, 0, 16, 16]]
+            right += result.text == str(label)
+    assert right >= 0.9 * 120
+
+
+@needs_mnist
+def test_a_digit_cropped_without_margin_is_read_whole(pipeline, mnist_test):
+    """A box-normalised scan scaled up 8 times with no margin: its ink runs from edge to edge, so no paper ring
+    is left for the paper tests. When detection finds nothing there, the still is read whole (40 digits: 18
+    found and 15 read before this rule, 31 and 27 with it)."""
+    from train.heldout import boxed_scan
+
+    found = right = 0
+    for digit, label in zip(mnist_test.images[:40], mnist_test.labels[:40]):
+        scan = cv2.resize(boxed_scan(digit)[2:-2, 2:-2], None, fx=8, fy=8, interpolation=cv2.INTER_NEAREST)
+        result = pipeline.process(cv2.cvtColor(scan, cv2.COLOR_GRAY2BGR), still=True)
+        found += bool(result.digits)
+        right += result.text == str(label)
+    assert found >= 28 and right >= 24
 
 
 @needs_mnist

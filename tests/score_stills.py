@@ -1,0 +1,85 @@
+"""Score bold close-ups, tiny crops and box-normalised scans: how README's "Bold strokes, close-ups and tight
+crops" figures were measured.
+
+    python tests/score_stills.py                      # the shipped int8 model, 100 digits per cell
+    python tests/score_stills.py --model models/cnn_int8.onnx --count 300
+
+Every image goes through `DigitPipeline.process` as `digits predict` (a still) or `digits run` (a live frame)
+reads it. A reading is right when its text is the digit's label. Needs the MNIST test set.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from edge_app.classifier import load_classifier  # noqa: E402
+from edge_app.mnist import load_split  # noqa: E402
+from edge_app.run import DigitPipeline  # noqa: E402
+from train.heldout import boxed_scan  # noqa: E402
+
+from rendering import render_close_up  # noqa: E402
+
+SHARES = (0.3, 0.6, 0.9, 1.0)  # the digit's 28x28 box, share of the photo's side
+BOLDNESS = (1.0, 2.0, 3.0)  # stroke width, times MNIST's
+LIVE_SHARES = (0.5, 0.7, 0.9)  # of the frame's height
+
+
+def share_right(pipeline: DigitPipeline, images, labels, still: bool = True) -> float:
+    right = 0
+    for image, label in zip(images, labels):
+        frame = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        right += pipeline.process(frame, still=still).text == str(label)
+    return right / len(labels)
+
+
+def scan(digit: np.ndarray) -> np.ndarray:
+    """A 16x16 box-normalised scan with no margin: the ink touches every side."""
+    return boxed_scan(digit)[2:-2, 2:-2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=str(ROOT / "models" / "cnn_int8.tflite"))
+    parser.add_argument("--count", type=int, default=100, help="digits per cell (MNIST test, a fixed sample)")
+    parser.add_argument("--data", default=None, help="MNIST folder (default: $DIGITS_MNIST_DIR)")
+    args = parser.parse_args(argv)
+    test = load_split("test", args.data)
+    chosen = np.random.default_rng(0).choice(len(test.labels), args.count, replace=False)
+    digits, labels = test.images[chosen], test.labels[chosen]
+    pipeline = DigitPipeline(load_classifier(args.model, threads=1))
+
+    print(f"close-up photos (800x800), right of {args.count}:")
+    print("| digit's box, share of the photo | " + " | ".join(f"strokes x{b:g}" for b in BOLDNESS) + " |")
+    for share in SHARES:
+        cells = [share_right(pipeline, [render_close_up(d, share, b, seed=i) for i, d in enumerate(digits)], labels)
+                 for b in BOLDNESS]
+        print(f"| {share:.0%} | " + " | ".join(f"{100 * c:.0f}%" for c in cells) + " |")
+    print("live frames (a card filling a 640x480 frame, one frame each), strokes x3:")
+    for share in LIVE_SHARES:
+        frames = [render_close_up(d, share, 3.0, size=640, seed=i, card=True) for i, d in enumerate(digits)]
+        print(f"  {share:.0%} of the frame height: {100 * share_right(pipeline, frames, labels, still=False):.0f}%")
+    print("small crops and scans, right:")
+    variants = {
+        "MNIST 28x28, white on black": lambda d: d,
+        "MNIST 28x28, dark on white": lambda d: 255 - d,
+        "16x16 scan, no margin, dark on white": scan,
+        "16x16 scan, no margin, white on black": lambda d: 255 - scan(d),
+        "16x16 scan x8, 2 px margin": lambda d: cv2.resize(boxed_scan(d), None, fx=8, fy=8,
+                                                            interpolation=cv2.INTER_NEAREST),
+        "16x16 scan x8, no margin": lambda d: cv2.resize(scan(d), None, fx=8, fy=8, interpolation=cv2.INTER_NEAREST),
+    }
+    for name, make in variants.items():
+        print(f"  {name}: {100 * share_right(pipeline, [make(d) for d in digits], labels):.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
