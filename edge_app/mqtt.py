@@ -478,8 +478,12 @@ class MqttSink:
         self.connected = False
         left = len(self._pending) + len(self._unacked)
         if left:
+            # A plain connection to a TLS port gets no answer until the broker gives up on the handshake, which a
+            # busy broker may not do before we exit: say the likely cause here too.
+            silent = self._state == "connecting" and self._attempts == 0 and not self.options.tls  # first try, no answer
+            hint = "; the broker never answered: is it a TLS port? mqtts:// is for those" if silent else ""
             _say(f"MQTT broker {self.options.broker}: {_readings(left)} not delivered before exit "
-                 f"(waited {CLOSE_WAIT_S:g} s)")
+                 f"(waited {CLOSE_WAIT_S:g} s{hint})")
 
 
 def add_mqtt_arguments(parser: argparse.ArgumentParser) -> None:
