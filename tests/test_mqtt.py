@@ -441,17 +441,23 @@ def test_an_unreachable_host_is_one_line_and_the_photos_are_still_read():
                     f"MQTT broker 127.0.0.1:{port}: 1 reading not delivered before exit (waited 5 s)"]
 
 
-@pytest.mark.slow
-@needs_model
-def test_a_server_that_never_answers_is_said_at_exit_with_the_likely_cause():
-    """A port that takes the connection and neither answers nor closes it before the app exits (a busy TLS
-    broker that has not given up on a plain client's handshake yet): the exit line gives the likely cause."""
+def _run_against_a_port_that_holds(hold_s: float | None):
+    """`digits run --mqtt` to a plain TCP port that takes the first connection and sends nothing: it closes that
+    connection after `hold_s` seconds, or only after the app has exited (None). -> (the run's result, port)."""
     import socket
 
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     held = []
-    server = threading.Thread(target=lambda: held.append(listener.accept()[0]), daemon=True)
+
+    def hold():
+        connection, _ = listener.accept()
+        held.append(connection)
+        if hold_s is not None:
+            time.sleep(hold_s)
+            connection.close()
+
+    server = threading.Thread(target=hold, daemon=True)
     server.start()
     try:
         result = run_digits("run", "--headless", "--source", str(HANDDRAWN / "3.png"), "--model", str(MODEL),
@@ -462,33 +468,26 @@ def test_a_server_that_never_answers_is_said_at_exit_with_the_likely_cause():
             connection.close()
         listener.close()
     assert result.returncode == 0 and result.stdout.strip().endswith("3.png: 3")
+    return result, port
+
+
+@pytest.mark.slow
+@needs_model
+def test_a_server_that_never_answers_is_said_at_exit_with_the_likely_cause():
+    """A port that takes the connection and neither answers nor closes it before the app exits (a busy TLS
+    broker that has not given up on a plain client's handshake yet): the exit line gives the likely cause."""
+    result, port = _run_against_a_port_that_holds(None)
     assert result.stderr.strip().splitlines()[-1] == (
         f"MQTT broker 127.0.0.1:{port}: 1 reading not delivered before exit (waited 5 s; the broker never "
         "answered: is it a TLS port? mqtts:// is for those)"), result.stderr
 
 
+@pytest.mark.slow
+@needs_model
 def test_a_server_that_hangs_up_after_startup_is_still_said_at_exit():
     """A port that takes the connection and closes it only after startup stopped waiting (a TLS port slow to
     give up on a plain client): the reason is said even though the app is already closing."""
-    import socket
-
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-
-    def hang_up_late():
-        connection, _ = listener.accept()
-        time.sleep(4.0)  # past the 3 s that startup waits for an answer, within the 5 s given at exit
-        connection.close()
-
-    server = threading.Thread(target=hang_up_late, daemon=True)
-    server.start()
-    try:
-        result = run_digits("run", "--headless", "--source", str(HANDDRAWN / "3.png"), "--model", str(MODEL),
-                            "--mqtt", f"mqtt://127.0.0.1:{port}")
-    finally:
-        server.join(10)
-        listener.close()
-    assert result.returncode == 0 and result.stdout.strip().endswith("3.png: 3")
+    result, port = _run_against_a_port_that_holds(4.0)  # past startup's 3 s wait, within the 5 s given at exit
     assert result.stderr.strip().splitlines() == [
         f"MQTT broker 127.0.0.1:{port} cannot be reached (closed before the broker answered: is it a TLS port? "
         "mqtts:// is for those); reading goes on, readings are queued and sent when it is back",
