@@ -23,7 +23,11 @@ def display():
     number = 90 + os.getpid() % 50
     server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1024x768x24"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
+    # Wait until the screen answers: on a loaded machine Xvfb can take more than a second, and an app started
+    # before it is up exits without a window (a CI run failed that way).
+    deadline = time.time() + 20
+    while _xdotool({**os.environ, "DISPLAY": f":{number}"}, "getdisplaygeometry") == "" and time.time() < deadline:
+        time.sleep(0.2)
     yield f":{number}"
     server.terminate()
     server.wait(timeout=10)
@@ -33,14 +37,17 @@ def _xdotool(env, *args) -> str:
     return subprocess.run(["xdotool", *args], env=env, capture_output=True, text=True, timeout=20).stdout.strip()
 
 
-def _window(env, title: str, timeout: float = 20) -> str:
+def _window(env, title: str, app: subprocess.Popen, timeout: float = 20) -> str:
     deadline = time.time() + timeout
     while time.time() < deadline:
         found = _xdotool(env, "search", "--name", title)
         if found:
             return found.splitlines()[-1]
+        if app.poll() is not None:
+            raise AssertionError(f"the app exited ({app.returncode}) before a window named {title!r} appeared: "
+                                 f"{app.stderr.read()[-2000:]}")
         time.sleep(0.3)
-    raise AssertionError(f"no window named {title!r} appeared")
+    raise AssertionError(f"no window named {title!r} appeared within {timeout:g} s")
 
 
 def _origin_once_shown(env, window: str, min_width: int, min_height: int, timeout: float = 20) -> tuple[int, int]:
@@ -74,7 +81,7 @@ def test_draw_reads_a_digit_drawn_with_the_mouse(display):
                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     window = None
     try:
-        window = _window(env, "digits draw")
+        window = _window(env, "digits draw", app)
         # A "7": the bar, then the long stroke down to the left, on the canvas at the window's left.
         path = [(110, 60), (160, 60), (210, 60), (250, 62), (230, 110), (210, 160), (190, 210), (175, 260), (165, 300)]
         # The window exists before its first picture gives it a size; a stroke drawn then misses it (seen in CI).
@@ -107,7 +114,7 @@ def test_run_window_snapshot_and_quit(display, tmp_path, mnist_test):
                             str(tmp_path)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     window = None
     try:
-        window = _window(env, "digits")
+        window = _window(env, "digits", app)
         _xdotool(env, "key", "--window", window, "s")
         time.sleep(0.5)
     finally:
