@@ -85,8 +85,8 @@ class DetectorConfig:
     max_coloured_ink_share: float = 0.5  # of a blob's pixels that may be more colourful than pen ink
     crop_pad_share: float = 0.2  # the crop's margin around the ink, as a share of its longer side
     min_hole_brightness: float = 0.6  # non-ink inside the box, share of the way from ink up to paper
-    min_box_brightness: float = 0.15  # the box's level below which lies max_box_ink_share of it, likewise:
-    max_box_ink_share: float = 0.7  # a digit's box is mostly paper (a bold marker 8 is about 0.6 ink)
+    min_box_brightness: float = 0.15  # likewise, for the level under which max_box_ink_share of the box lies:
+    max_box_ink_share: float = 0.7  # a digit's box is not mostly ink (a bold marker 8 is about 0.6 ink)
     max_candidates: int = 200  # blobs tested one by one; beyond this the largest are kept (bounds the work)
     # Specks: blobs smaller than this share of the smallest digit's height squared (the bar of a 5 is
     # about 0.1) are noise, never tested.
