@@ -40,11 +40,6 @@ def share_right(pipeline: DigitPipeline, images, labels, still: bool = True) -> 
     return right / len(labels)
 
 
-def scan(digit: np.ndarray) -> np.ndarray:
-    """A 16x16 box-normalised scan with no margin: the ink touches every side."""
-    return boxed_scan(digit)[2:-2, 2:-2]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=str(ROOT / "models" / "cnn_int8.tflite"))
@@ -70,11 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     variants = {
         "MNIST 28x28, white on black": lambda d: d,
         "MNIST 28x28, dark on white": lambda d: 255 - d,
-        "16x16 scan, no margin, dark on white": scan,
-        "16x16 scan, no margin, white on black": lambda d: 255 - scan(d),
+        "16x16 scan, no margin, dark on white": lambda d: boxed_scan(d, margin=0),
+        "16x16 scan, no margin, white on black": lambda d: 255 - boxed_scan(d, margin=0),
         "16x16 scan x8, 2 px margin": lambda d: cv2.resize(boxed_scan(d), None, fx=8, fy=8,
                                                             interpolation=cv2.INTER_NEAREST),
-        "16x16 scan x8, no margin": lambda d: cv2.resize(scan(d), None, fx=8, fy=8, interpolation=cv2.INTER_NEAREST),
+        "16x16 scan x8, no margin": lambda d: cv2.resize(boxed_scan(d, margin=0), None, fx=8, fy=8,
+                                                          interpolation=cv2.INTER_NEAREST),
     }
     for name, make in variants.items():
         print(f"  {name}: {100 * share_right(pipeline, [make(d) for d in digits], labels):.1f}%")

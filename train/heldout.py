@@ -154,14 +154,14 @@ def other_writers() -> LabelledSet | None:
 BOXED_SCAN_PX = 16
 
 
-def boxed_scan(digit: np.ndarray) -> np.ndarray:
+def boxed_scan(digit: np.ndarray, margin: int = 2) -> np.ndarray:
     """A (28, 28) MNIST digit as a 16x16 box-normalising scan: its ink box stretched to fill 16x16 whatever
-    its aspect, thresholded, dark ink on white paper with a 2 px margin."""
+    its aspect, thresholded, dark ink on white paper with a `margin` px border (0: the ink touches every side)."""
     ys, xs = np.nonzero(digit > 40)
     ink = digit[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     boxed = cv2.resize(ink, (BOXED_SCAN_PX, BOXED_SCAN_PX), interpolation=cv2.INTER_AREA)
     page = np.where(boxed > 100, 0, 255).astype(np.uint8)
-    return cv2.copyMakeBorder(page, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=255)
+    return cv2.copyMakeBorder(page, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=255)
 
 
 def boxed_scans(split: MnistSplit, count: int, seed: int = HELDOUT_SEED) -> LabelledSet:
