@@ -281,7 +281,8 @@ class DigitPipeline:
 
     def _read_whole(self, frame: np.ndarray, look: _Reading) -> _Reading:
         """A still that is one digit's crop is read whole: one no larger than an MNIST-sized crop, whatever
-        detection found, and one whose ink runs from edge to edge when detection found nothing.
+        detection found, and one whose ink runs from edge to edge when detection found nothing (what it refused
+        spans the still: one region, or several pieces of a bold digit cut apart).
 
         Detection is made for photos: on a crop of a few dozen pixels its window is a few pixels wide, and it
         cuts strokes apart or takes a white-on-black crop's background for ink; and a digit cropped without
@@ -292,7 +293,7 @@ class DigitPipeline:
         if frame.ndim not in (2, 3) or frame.size == 0:
             return look
         tiny = max(frame.shape[:2]) <= TINY_STILL
-        tight = not look.regions and any(_edge_to_edge(refused.box, frame.shape) for refused in look.rejected)
+        tight = not look.regions and _edge_to_edge(_union([refused.box for refused in look.rejected]), frame.shape)
         if not (tiny or tight):
             return look
         mnist = to_mnist_input(frame)
@@ -315,6 +316,15 @@ class DigitPipeline:
         predictions = self.classifier.predict(self._batch)[:count]  # one call for every digit in the frame
         return [DigitReading(p.digit, p.confidence, r.box, r.ink or r.box, p.top3, p.not_digit)
                 for p, r in zip(predictions, regions)]
+
+
+def _union(boxes: list[Box]) -> Box:
+    """The smallest box around all of `boxes` (an empty box for none)."""
+    if not boxes:
+        return Box(0, 0, 0, 0)
+    x0, y0 = min(b.x for b in boxes), min(b.y for b in boxes)
+    x1, y1 = max(b.x + b.w for b in boxes), max(b.y + b.h for b in boxes)
+    return Box(x0, y0, x1 - x0, y1 - y0)
 
 
 def _edge_to_edge(box: Box, shape: tuple[int, ...]) -> bool:

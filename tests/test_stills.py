@@ -147,8 +147,9 @@ def test_a_tiny_still_is_read_whole_in_either_polarity(pipeline, mnist_test):
 @needs_mnist
 def test_a_digit_cropped_without_margin_is_read_whole(pipeline, mnist_test):
     """A box-normalised scan scaled up 8 times with no margin: its ink runs from edge to edge, so no paper ring
-    is left for the paper tests. When detection finds nothing there, the still is read whole (40 digits: 18
-    found and 15 read before this rule, 31 and 27 with it)."""
+    is left for the paper tests. When detection finds nothing there and what it refused spans the still from
+    edge to edge, the still is read whole (40 digits: 18 found and 15 read before this rule; 31 and 27 when one
+    refused region had to span it, 35 and 31 now that together they may)."""
     from train.heldout import boxed_scan
 
     found = right = 0
@@ -157,7 +158,7 @@ def test_a_digit_cropped_without_margin_is_read_whole(pipeline, mnist_test):
         result = pipeline.process(cv2.cvtColor(scan, cv2.COLOR_GRAY2BGR), still=True)
         found += bool(result.digits)
         right += result.text == str(label)
-    assert found >= 28 and right >= 24
+    assert found >= 33 and right >= 29
 
 
 @needs_mnist
