@@ -684,31 +684,82 @@ def _isolated_crop(gray: np.ndarray, scale: float, box: tuple[int, int, int, int
     return DigitRegion(Box(left, top, right - left, bottom - top), isolated, _to_frame(box, scale, gray.shape))
 
 
-def split_touching(region: DigitRegion) -> tuple[DigitRegion, DigitRegion] | None:
-    """A region that may be two digits written touching (the "20" of "2015") -> its left and right halves,
-    cut at the column with the least ink in the middle of the blob; None when it is too narrow to hold two.
+def split_touching(region: DigitRegion) -> list[tuple[DigitRegion, DigitRegion]]:
+    """A region that may be two digits written close together (the "20" or "15" of "2015") -> ways to cut it
+    into a left and a right digit; none when it is too narrow to hold two.
 
-    Whether the cut is right is for the classifier to say: the pipeline keeps it only when both halves
-    read as digits more surely than the whole did.
+    Three kinds of cut: a straight one at the column with the least ink in the middle of the blob (strokes
+    that touch side by side); a seam, the path through the least ink from top to bottom (one digit's stroke
+    running under or over the other's, as a 2's tail under a 0); and cuts between separate pieces of ink
+    ordered left to right (digits that only overlap in x, as a 1's flag over the next digit), each side keeping
+    its own pieces. Which cut is right is for the classifier to say: the pipeline keeps the one whose halves
+    both read as clear digits.
     """
     if region.ink is None or region.ink.w < TOUCHING_MIN_ASPECT * region.ink.h or region.crop.size == 0:
-        return None
-    crop = region.crop.astype(np.int16)
-    paper = int(np.percentile(crop, 90))
+        return []
+    paper = int(np.percentile(region.crop, 90))
+    ink_map = np.clip(paper - region.crop.astype(np.int16), 0, 255).astype(np.uint8)
+    _, ink = cv2.threshold(ink_map, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    ink = ink > 0
     left, width = region.ink.x - region.box.x, region.ink.w
-    profile = np.clip(paper - crop, 0, None).sum(axis=0)
     start, stop = left + int(0.3 * width), left + int(0.7 * width)
     if stop - start < 2:
-        return None
-    cut = start + int(np.argmin(profile[start:stop]))
-    box, ink = region.box, region.ink
-    halves = []
-    for lo, hi in ((0, cut), (cut, crop.shape[1])):
-        x = box.x + lo
-        ink_left, ink_right = max(ink.x, x), min(ink.x + ink.w, box.x + hi)
-        halves.append(DigitRegion(Box(x, box.y, hi - lo, box.h), region.crop[:, lo:hi],
-                                  Box(ink_left, ink.y, ink_right - ink_left, ink.h)))
-    return halves[0], halves[1]
+        return []
+    columns = np.arange(ink_map.shape[1])[None, :]
+    straight = start + int(np.argmin(ink_map.sum(axis=0, dtype=np.int64)[start:stop]))
+    seam = _least_ink_seam(ink_map[:, start:stop]) + start  # per row, the first column of the right side
+    sides = [columns >= straight, columns >= seam[:, None]] + _pieces_on_the_right(ink)
+    return [(_side(region, ink, ~right, paper), _side(region, ink, right, paper)) for right in sides
+            if (ink & right).any() and (ink & ~right).any()]
+
+
+def _least_ink_seam(band: np.ndarray) -> np.ndarray:
+    """Per row of `band`, the column of the top-to-bottom path through the least ink, moving at most one column
+    per row (dynamic programming, as in seam carving)."""
+    total = band.astype(np.float32)
+    for row in range(1, len(total)):
+        above = total[row - 1]
+        total[row] += np.minimum(above, np.minimum(np.r_[np.inf, above[:-1]], np.r_[above[1:], np.inf]))
+    path = np.empty(len(total), np.int64)
+    path[-1] = int(np.argmin(total[-1]))
+    for row in range(len(total) - 2, -1, -1):
+        lo = max(0, path[row + 1] - 1)
+        path[row] = lo + int(np.argmin(total[row, lo:path[row + 1] + 2]))
+    return path
+
+
+MAX_PIECES = 6  # separate pieces of ink tried as cut points; more is a scribble, not two digits
+MIN_PIECE_SHARE = 0.05  # of the largest piece's area: smaller ones (specks) go with whichever side holds them
+
+
+def _pieces_on_the_right(ink: np.ndarray) -> list[np.ndarray]:
+    """For each way to split the separate pieces of ink, ordered by their centres left to right, into a left
+    and a right group: the pixels that belong to the right group (each piece grown by a pixel, so that its
+    anti-aliased edge goes with it, but never over a piece of the left group)."""
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    if count < 3:
+        return []
+    pieces = [k + 1 for k in np.flatnonzero(areas >= MIN_PIECE_SHARE * areas.max())]
+    if not 2 <= len(pieces) <= MAX_PIECES:
+        return []
+    pieces.sort(key=lambda k: centroids[k][0])
+    grow = np.ones((3, 3), np.uint8)
+    sides = []
+    for split in range(1, len(pieces)):
+        right = np.isin(labels, pieces[split:]).astype(np.uint8)
+        sides.append((cv2.dilate(right, grow) > 0) & ~np.isin(labels, pieces[:split]))
+    return sides
+
+
+def _side(region: DigitRegion, ink: np.ndarray, own: np.ndarray, paper: int) -> DigitRegion:
+    """The part of the region that `own` marks, the rest painted paper, cropped to its own ink's columns."""
+    ys, xs = np.nonzero(ink & own)
+    lo, hi = int(xs.min()), int(xs.max()) + 1
+    crop = np.where(own, region.crop, paper).astype(np.uint8)[:, lo:hi]
+    box = region.box
+    return DigitRegion(Box(box.x + lo, box.y, hi - lo, box.h), crop,
+                       Box(box.x + lo, box.y + int(ys.min()), hi - lo, int(ys.max()) + 1 - int(ys.min())))
 
 
 def find_digit_regions(frame: np.ndarray, config: DetectorConfig = LIVE) -> list[Box]:

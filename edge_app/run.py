@@ -253,22 +253,24 @@ class DigitPipeline:
                        upright=[r.ink.as_list() for r in readings])
 
     def _split_touching(self, regions, inputs, readings):
-        """Regions the model is unsure of and wide enough to be two touching digits are cut in two; the cut
-        stays when both halves read as clear digits (SPLIT_MIN_CONFIDENCE)."""
+        """Regions the model is unsure of and wide enough to be two digits written close together are cut in
+        two; of the ways to cut one (`split_touching`), the one whose halves read most surely stays, when both
+        halves read as clear digits (SPLIT_MIN_CONFIDENCE)."""
         unsure = [k for k, r in enumerate(readings) if r.confidence < SPLIT_BELOW_CONFIDENCE]
-        trials = [(k, halves) for k in unsure if (halves := split_touching(regions[k])) is not None]
-        prepared = [(k, halves, [to_mnist_input(half.crop) for half in halves]) for k, halves in trials]
-        prepared = [(k, halves, pair) for k, halves, pair in prepared if all(p is not None for p in pair)]
-        if not prepared:
+        trials = [(k, halves, [to_mnist_input(half.crop) for half in halves])
+                  for k in unsure for halves in split_touching(regions[k])]
+        trials = [(k, halves, pair) for k, halves, pair in trials if all(p is not None for p in pair)]
+        if not trials:
             return regions, inputs, readings
         started = time.perf_counter()
-        halves_read = self._classify([h for _, halves, _ in prepared for h in halves],
-                                     [p for _, _, pair in prepared for p in pair])
+        halves_read = self._classify([h for _, halves, _ in trials for h in halves],
+                                     [p for _, _, pair in trials for p in pair])
         self._classify_ms += (time.perf_counter() - started) * 1000
-        replaced = {}
-        for (k, halves, pair), left, right in zip(prepared, halves_read[::2], halves_read[1::2]):
-            if min(left.confidence, right.confidence) >= SPLIT_MIN_CONFIDENCE:
-                replaced[k] = (list(halves), list(pair), [left, right])
+        replaced, surest = {}, {}
+        for (k, halves, pair), left, right in zip(trials, halves_read[::2], halves_read[1::2]):
+            sure = min(left.confidence, right.confidence)
+            if sure >= SPLIT_MIN_CONFIDENCE and sure > surest.get(k, 0.0):
+                replaced[k], surest[k] = (list(halves), list(pair), [left, right]), sure
         if not replaced:
             return regions, inputs, readings
         new_regions, new_inputs, new_readings = [], [], []

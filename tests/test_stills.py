@@ -97,20 +97,34 @@ def test_notebook_paper(pipeline, mnist_test, step, colour, vertical, turn):
     assert _read(pipeline, page) == "\n".join(lines)
 
 
+def _written_close(left: np.ndarray, right: np.ndarray, shift: int) -> np.ndarray:
+    """Two 28x28 digits, the right one `shift` px to the right of the left one (20: their ink boxes meet; less:
+    they overlap in x, and their strokes may run into each other), dark on a page, 8 times MNIST's size."""
+    pair = np.zeros((28, 28 + shift), np.uint8)
+    pair[:, :28] = left
+    pair[:, shift:] = np.maximum(pair[:, shift:], right)
+    ink = cv2.resize(pair, (pair.shape[1] * 8, 28 * 8), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
+    page = np.full((700, 900), 230, np.float32)
+    page[240:240 + ink.shape[0], 260:260 + ink.shape[1]] -= 200 * np.clip((ink - 0.5) * 3 + 0.5, 0, 1)
+    return cv2.cvtColor(np.clip(page, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+
+
 @needs_mnist
 def test_two_digits_written_touching_are_cut_apart(pipeline, mnist_test):
     """A 5 whose stroke runs into the 8 beside it: one blob, read as "8" or "not a digit" unless cut in two.
     (The 11-class models before the fine-tune for other writers' scans rejected the cut 5; this one keeps it.)"""
-    five, eight = _digits(mnist_test, "58")
-    pair = np.zeros((28, 42), np.uint8)
-    pair[:, :28] = five
-    pair[:, 14:42] = np.maximum(pair[:, 14:42], eight)  # the two digits' strokes run into each other
-    ink = cv2.resize(pair, (42 * 8, 28 * 8), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
-    page = np.full((700, 900), 230, np.float32)
-    page[240:240 + ink.shape[0], 260:260 + ink.shape[1]] -= 200 * np.clip((ink - 0.5) * 3 + 0.5, 0, 1)
-    frame = cv2.cvtColor(np.clip(page, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
-    result = pipeline.process(frame, still=True)
-    assert result.text == "58"
+    assert _read(pipeline, _written_close(*_digits(mnist_test, "58"), shift=14)) == "58"
+
+
+@needs_mnist
+def test_digits_written_overlapping_are_cut_apart_along_their_own_strokes(pipeline, mnist_test):
+    """Every pair of digits, the right one's ink box reaching 8 px (40%) into the left one's: one region, which
+    no straight cut separates when one digit's stroke runs under the other or a flag reaches over it. The seam
+    through the least ink and the cut between separate pieces of ink read 68 of the 100 pairs; the straight cut
+    alone read 52."""
+    pairs = [f"{a}{b}" for a in range(10) for b in range(10)]
+    right = sum(_read(pipeline, _written_close(*_digits(mnist_test, pair), shift=12)) == pair for pair in pairs)
+    assert right >= 64
 
 
 @needs_mnist
