@@ -25,9 +25,11 @@ def test_train_rejects_bad_options(tmp_path):
     assert result.returncode == 2 and "must end in .keras" in result.stderr
     result = run_digits("train", "--low-res-share", "1.5")
     assert result.returncode == 2 and "--low-res-share" in result.stderr and len(result.stderr.splitlines()) == 1
-    for option in ("--fill-box-share", "--scene-share", "--reject-budget"):
+    for option in ("--fill-box-share", "--scene-share", "--reject-budget", "--teacher-weight"):
         result = run_digits("train", option, "-0.1")
         assert result.returncode == 2 and option in result.stderr and len(result.stderr.splitlines()) == 1
+    result = run_digits("train", "--teacher", str(tmp_path / "missing.keras"))
+    assert result.returncode == 2 and "missing.keras: no such file" in result.stderr
 
 
 def test_export_rejects_unknown_format():

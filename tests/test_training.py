@@ -1,4 +1,4 @@
-"""Pieces of `digits train` that need no MNIST: weight averaging and how it is chosen."""
+"""Pieces of `digits train` that need no MNIST: weight averaging and how it is chosen, and distillation targets."""
 import numpy as np
 import pytest
 
@@ -6,12 +6,12 @@ pytest.importorskip("tensorflow")
 
 import keras  # noqa: E402
 
-from train.train import AverageLastEpochs, choose_average  # noqa: E402
+from train.train import AugmentedBatches, AverageLastEpochs, choose_average, load_teachers  # noqa: E402
 
 
-def _tiny_model() -> keras.Model:
+def _tiny_model(classes: int = 3) -> keras.Model:
     inputs = keras.Input((28, 28, 1))
-    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inputs))
+    outputs = keras.layers.Dense(classes, activation="softmax")(keras.layers.Flatten()(inputs))
     return keras.Model(inputs, outputs)
 
 
@@ -44,3 +44,34 @@ def test_the_averaged_weights_are_kept_only_when_their_validation_loss_is_lower(
     worse = choose_average(model, sure_of_2, images, labels)
     assert worse["kept"] == "best epoch" and worse["averaged"]["accuracy"] == 0.0
     assert not model.get_weights()[1].any()
+
+
+def _sure_of(class_index: int, classes: int = 3) -> keras.Model:
+    """A teacher that answers `class_index` with probability ~0.9 whatever it sees."""
+    model = _tiny_model(classes)
+    kernel, bias = (np.zeros_like(w) for w in model.get_weights())
+    bias[class_index] = np.log(0.9 * (classes - 1) / 0.1)
+    model.set_weights([kernel, bias])
+    return model
+
+
+def test_a_teacher_blends_its_probabilities_into_every_target():
+    images = np.random.default_rng(0).integers(0, 256, (8, 28, 28), dtype=np.uint8)
+    labels = np.zeros(8, np.int64)
+    plain = AugmentedBatches(images, labels, 8, seed=0, augment=None, classes=3)
+    taught = AugmentedBatches(images, labels, 8, seed=0, augment=None, classes=3,
+                              teachers=(_sure_of(2), _sure_of(1)), teacher_weight=0.5)
+    _, one_hot = plain[0]
+    batch, targets = taught[0]
+    assert np.array_equal(one_hot, np.tile([1.0, 0.0, 0.0], (8, 1)))
+    # the teachers' mean is (0.05, 0.475, 0.475); half of it plus half the label
+    assert np.allclose(targets, [[0.525, 0.2375, 0.2375]], atol=1e-4)
+    assert np.allclose(targets.sum(axis=1), 1.0, atol=1e-5) and batch.shape == (8, 28, 28, 1)
+
+
+def test_a_teacher_with_other_classes_is_refused(tmp_path):
+    path = tmp_path / "ten.keras"
+    _sure_of(0, classes=10).save(path)
+    with pytest.raises(ValueError, match="10 classes, the student has 11"):
+        load_teachers((str(path),), 11)
+    assert len(load_teachers((str(path),), 10)) == 1

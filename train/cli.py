@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extra digits in styles MNIST rarely shows (flagged 1, crossed 7...) per MNIST image")
     parser.add_argument("--init-from", default=None,
                         help="a .keras model of the same architecture to start from (a 10-class one gains the 11th class)")
+    parser.add_argument("--teacher", action="append", default=[], metavar="MODEL.keras",
+                        help="distil from this trained model (repeat for an ensemble: their mean probabilities "
+                             "are blended into every training target)")
+    parser.add_argument("--teacher-weight", type=float, default=0.5,
+                        help="the teachers' share of each training target (default 0.5)")
     parser.add_argument("--heldout-count", type=int, default=2000,
                         help="rendered crops per held-out set in the training report (camera, pens, not a digit)")
     parser.add_argument("--no-calibrate", action="store_true",
@@ -70,6 +75,14 @@ def main(args: argparse.Namespace) -> int:
         print("digits train: --low-res-share and --fill-box-share must be between 0 and 1 and --max-aspect "
               "between 1 and 3", file=sys.stderr)
         return 2
+    if not 0 <= args.teacher_weight <= 1:
+        print("digits train: --teacher-weight must be between 0 and 1", file=sys.stderr)
+        return 2
+    for teacher in args.teacher:
+        if not os.path.isfile(teacher):
+            print(f"digits train: --teacher {teacher}: no such file (a .keras model made by digits train)",
+                  file=sys.stderr)
+            return 2
     if args.heldout_count < 10:
         print("digits train: --heldout-count must be at least 10", file=sys.stderr)
         return 2
@@ -97,6 +110,7 @@ def main(args: argparse.Namespace) -> int:
                          heldout_count=args.heldout_count, average_epochs=args.average_epochs,
                          low_res_share=args.low_res_share, max_aspect=args.max_aspect,
                          fill_box_share=args.fill_box_share, reject_budget=args.reject_budget,
+                         teachers=tuple(args.teacher), teacher_weight=args.teacher_weight,
                          command_line=getattr(args, "command_line", "digits train"))
     try:
         result = train(config)

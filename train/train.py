@@ -57,6 +57,8 @@ class TrainConfig:
     max_aspect: float = 1.0  # widen or narrow training examples by up to this factor
     fill_box_share: float = 0.0  # training examples stretched to fill a square box (`augment.fill_box`)
     heldout_count: int = 2000  # rendered crops per held-out set in the report
+    teachers: tuple[str, ...] = ()  # .keras models whose mean probabilities are blended into the targets
+    teacher_weight: float = 0.5  # the teachers' share of each target; the rest is the label
     data_dir: str | None = None  # MNIST IDX folder; None: $DIGITS_MNIST_DIR, else the Keras download
     output: str = "models/cnn.keras"
     command_line: str = "digits train"  # how this run was started, for the report
@@ -73,12 +75,14 @@ class TrainResult:
 
 
 class AugmentedBatches(keras.utils.PyDataset):
-    """Batches of freshly augmented training digits, reshuffled every epoch."""
+    """Batches of freshly augmented training digits, reshuffled every epoch; with `teachers`, each target is
+    blended with the teachers' mean probabilities for that very augmented image (knowledge distillation)."""
 
-    def __init__(self, images, labels, batch_size: int, seed: int, augment: AugmentConfig | None, classes: int = 10):
+    def __init__(self, images, labels, batch_size: int, seed: int, augment: AugmentConfig | None, classes: int = 10,
+                 teachers: tuple = (), teacher_weight: float = 0.5):
         super().__init__()
         self.images, self.labels, self.batch_size, self.augment = images, labels, batch_size, augment
-        self.classes = classes
+        self.classes, self.teachers, self.teacher_weight = classes, teachers, teacher_weight
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(len(images))
 
@@ -90,8 +94,13 @@ class AugmentedBatches(keras.utils.PyDataset):
         digits = self.images[picked]
         if self.augment is not None:
             digits = augment_batch(digits, self.rng, self.augment)
-        # One-hot targets, because label smoothing needs them.
-        return to_model_batch(digits), np.eye(self.classes, dtype=np.float32)[self.labels[picked]]
+        batch = to_model_batch(digits)
+        # One-hot targets, because label smoothing (and blending) needs them.
+        targets = np.eye(self.classes, dtype=np.float32)[self.labels[picked]]
+        if self.teachers:
+            taught = np.mean([np.asarray(t.predict_on_batch(batch)) for t in self.teachers], axis=0)
+            targets = (1.0 - self.teacher_weight) * targets + self.teacher_weight * taught
+        return batch, targets
 
     def on_epoch_end(self):
         self.order = self.rng.permutation(len(self.images))
@@ -227,6 +236,17 @@ def initial_weights(model: keras.Model, source_path: str) -> None:
             raise ValueError(f"--init-from {source_path}: layer {origin.name} does not fit {target.name}")
 
 
+def load_teachers(paths: tuple[str, ...], classes: int) -> tuple:
+    """The teacher models, each checked to answer the same classes as the student."""
+    teachers = []
+    for path in paths:
+        teacher = keras.saving.load_model(path, compile=False)
+        if teacher.output_shape[-1] != classes:
+            raise ValueError(f"--teacher {path}: {teacher.output_shape[-1]} classes, the student has {classes}")
+        teachers.append(teacher)
+    return tuple(teachers)
+
+
 def train(config: TrainConfig) -> TrainResult:
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
@@ -234,6 +254,7 @@ def train(config: TrainConfig) -> TrainResult:
     model = build_model(config.arch, classes)
     if config.init_from:  # before the minutes of data preparation: a model that does not fit is said at once
         initial_weights(model, config.init_from)
+    teachers = load_teachers(config.teachers, classes)
     train_split, test_split = load_mnist(config.data_dir)
     images, labels = train_split.images, train_split.labels
     if config.subset:
@@ -243,7 +264,8 @@ def train(config: TrainConfig) -> TrainResult:
     val_x, val_y = with_extra_examples(val_x, val_y, replace(config, style_share=0.0), config.seed + 1)
 
     batches = AugmentedBatches(fit_x, fit_y, config.batch_size, config.seed,
-                               augment_config(config) if config.augment else None, classes)
+                               augment_config(config) if config.augment else None, classes,
+                               teachers, config.teacher_weight)
     steps = len(batches) * config.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=max(1, steps - steps // 20), warmup_target=config.learning_rate,
