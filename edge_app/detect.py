@@ -149,6 +149,8 @@ PAPER_WORKING_SIZE = 256  # px: the paper level is smooth, so it is found on a c
 LINE_MIN_DIGITS, LINE_MAX_FILL, LINE_MIN_ASPECT, LINE_MIN_PALE_SHARE = 2.5, 0.15, 6.0, 0.5
 LINE_MAX_BREADTH = 0.2
 TOUCHING_MIN_ASPECT = 0.75  # width / height of an ink blob that may be two digits written touching
+MAX_PIECES = 6  # separate pieces of ink tried as cut points of such a blob; more is a scribble, not two digits
+MIN_PIECE_SHARE = 0.05  # of the largest piece's area: smaller pieces (specks) are never a cut point
 
 
 @dataclass(frozen=True)
@@ -728,27 +730,26 @@ def _least_ink_seam(band: np.ndarray) -> np.ndarray:
     return path
 
 
-MAX_PIECES = 6  # separate pieces of ink tried as cut points; more is a scribble, not two digits
-MIN_PIECE_SHARE = 0.05  # of the largest piece's area: smaller ones (specks) go with whichever side holds them
-
-
 def _pieces_on_the_right(ink: np.ndarray) -> list[np.ndarray]:
     """For each way to split the separate pieces of ink, ordered by their centres left to right, into a left
     and a right group: the pixels that belong to the right group (each piece grown by a pixel, so that its
-    anti-aliased edge goes with it, but never over a piece of the left group)."""
+    anti-aliased edge goes with it, but never over a piece of the left group). Cuts fall only between large
+    pieces; a speck goes with the side its centre is on."""
     count, labels, stats, centroids = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
     if count < 3:
         return []
-    pieces = [k + 1 for k in np.flatnonzero(areas >= MIN_PIECE_SHARE * areas.max())]
+    pieces = sorted((k + 1 for k in np.flatnonzero(areas >= MIN_PIECE_SHARE * areas.max())),
+                    key=lambda k: centroids[k][0])
     if not 2 <= len(pieces) <= MAX_PIECES:
         return []
-    pieces.sort(key=lambda k: centroids[k][0])
     grow = np.ones((3, 3), np.uint8)
     sides = []
-    for split in range(1, len(pieces)):
-        right = np.isin(labels, pieces[split:]).astype(np.uint8)
-        sides.append((cv2.dilate(right, grow) > 0) & ~np.isin(labels, pieces[:split]))
+    for before, after in zip(pieces, pieces[1:]):
+        cut = (centroids[before][0] + centroids[after][0]) / 2
+        on_the_right = [k for k in range(1, count) if centroids[k][0] >= cut]
+        right = np.isin(labels, on_the_right).astype(np.uint8)
+        sides.append((cv2.dilate(right, grow) > 0) & ~((labels > 0) & (right == 0)))
     return sides
 
 
