@@ -30,6 +30,12 @@ def test_train_rejects_bad_options(tmp_path):
         assert result.returncode == 2 and option in result.stderr and len(result.stderr.splitlines()) == 1
     result = run_digits("train", "--teacher", str(tmp_path / "missing.keras"))
     assert result.returncode == 2 and "missing.keras: no such file" in result.stderr
+    not_a_model = tmp_path / "notes.keras"
+    not_a_model.write_text("not a model")
+    result = run_digits("train", "--teacher", str(not_a_model), "--subset", "100", "--epochs", "1",
+                        "--output", str(tmp_path / "student.keras"))
+    assert result.returncode == 2 and "notes.keras is not a loadable .keras model" in result.stderr
+    assert [line for line in result.stderr.splitlines() if line.startswith("digits")] == result.stderr.splitlines()[-1:]
 
 
 def test_export_rejects_unknown_format():

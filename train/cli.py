@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a .keras model of the same architecture to start from (a 10-class one gains the 11th class)")
     parser.add_argument("--teacher", action="append", default=[], metavar="MODEL.keras",
                         help="distil from this trained model (repeat for an ensemble: their mean probabilities "
-                             "are blended into every training target)")
+                             "are blended into every training target; default: none)")
     parser.add_argument("--teacher-weight", type=float, default=0.5,
                         help="the teachers' share of each training target (default 0.5)")
     parser.add_argument("--heldout-count", type=int, default=2000,

@@ -240,7 +240,11 @@ def load_teachers(paths: tuple[str, ...], classes: int) -> tuple:
     """The teacher models, each checked to answer the same classes as the student."""
     teachers = []
     for path in paths:
-        teacher = keras.saving.load_model(path, compile=False)
+        try:
+            teacher = keras.saving.load_model(path, compile=False)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"--teacher {path} is not a loadable .keras model "
+                             f"({str(error).splitlines()[0][:100]})") from None
         if teacher.output_shape[-1] != classes:
             raise ValueError(f"--teacher {path}: {teacher.output_shape[-1]} classes, the student has {classes}")
         teachers.append(teacher)
