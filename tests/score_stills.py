@@ -1,5 +1,5 @@
-"""Score bold close-ups, tiny crops and box-normalised scans: how README's "Bold strokes, close-ups and tight
-crops" figures were measured.
+"""Score bold close-ups, tiny crops, box-normalised scans and other writers' scans: how README's "Bold strokes,
+close-ups and tight crops" figures were measured.
 
     python tests/score_stills.py                      # the shipped int8 model, 100 digits per cell
     python tests/score_stills.py --model models/cnn_int8.onnx --count 300
@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from edge_app.classifier import load_classifier  # noqa: E402
 from edge_app.mnist import load_split  # noqa: E402
 from edge_app.run import DigitPipeline  # noqa: E402
-from train.heldout import boxed_scan  # noqa: E402
+from train.heldout import boxed_scan, other_writers_scans  # noqa: E402
 
 from rendering import render_close_up  # noqa: E402
 
@@ -71,9 +71,17 @@ def main(argv: list[str] | None = None) -> int:
                                                             interpolation=cv2.INTER_NEAREST),
         "16x16 scan x8, no margin": lambda d: cv2.resize(boxed_scan(d, margin=0), None, fx=8, fy=8,
                                                           interpolation=cv2.INTER_NEAREST),
+        "16x16 scan x8 smooth, 2 px margin": lambda d: cv2.resize(boxed_scan(d), None, fx=8, fy=8,
+                                                                   interpolation=cv2.INTER_LINEAR),
     }
     for name, make in variants.items():
         print(f"  {name}: {100 * share_right(pipeline, [make(d) for d in digits], labels):.1f}%")
+    if (found := other_writers_scans()) is not None:
+        scans, writers = found
+        print(f"other writers' 8x8 scans (optdigits, {len(writers)}), x8 with a 2 px margin, right:")
+        for name, upscaling in (("blocky", cv2.INTER_NEAREST), ("smooth", cv2.INTER_LINEAR), ("sharp", cv2.INTER_CUBIC)):
+            pages = [cv2.resize(scan, None, fx=8, fy=8, interpolation=upscaling) for scan in scans]
+            print(f"  {name}: {100 * share_right(pipeline, pages, writers):.1f}%")
     return 0
 
 

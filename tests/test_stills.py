@@ -161,9 +161,9 @@ def test_a_tiny_still_is_read_whole_in_either_polarity(pipeline, mnist_test):
 @needs_mnist
 def test_a_digit_cropped_without_margin_is_read_whole(pipeline, mnist_test):
     """A box-normalised scan scaled up 8 times with no margin: its ink runs from edge to edge, so no paper ring
-    is left for the paper tests. When detection finds nothing there and what it refused spans the still from
-    edge to edge, the still is read whole (40 digits: 18 found and 15 read before this rule; 31 and 27 when one
-    refused region had to span it, 35 and 31 now that together they may)."""
+    is left for the paper tests. When detection finds nothing there but refused something, the still is read
+    whole (40 digits: 18 found and 15 read before this rule; 31 and 27 when one refused region had to span the
+    still from edge to edge, 35 and 31 when together they had to; 40 and 32 now)."""
     from train.heldout import boxed_scan
 
     found = right = 0
@@ -172,7 +172,22 @@ def test_a_digit_cropped_without_margin_is_read_whole(pipeline, mnist_test):
         result = pipeline.process(cv2.cvtColor(scan, cv2.COLOR_GRAY2BGR), still=True)
         found += bool(result.digits)
         right += result.text == str(label)
-    assert found >= 33 and right >= 29
+    assert found >= 38 and right >= 30
+
+
+def test_other_writers_scans_scaled_up_smoothly_are_read(pipeline):
+    """Other writers' 8x8 scans (optdigits) with a margin, scaled up 8 times smoothly, as an image viewer does: the
+    grey halo of each stroke fails the paper tests, or detection keeps only a piece of the digit. Such a still is
+    read whole when detection refuses everything, or when the model is surer of it whole than of the one region
+    found (the first 90: 38 read before, 77 now)."""
+    found = pytest.importorskip("train.heldout").other_writers_scans()
+    if found is None:
+        pytest.skip("scikit-learn (the train extra) carries the optdigits scans")
+    scans, labels = found
+    right = sum(_read(pipeline, cv2.cvtColor(cv2.resize(scan, None, fx=8, fy=8, interpolation=cv2.INTER_LINEAR),
+                                             cv2.COLOR_GRAY2BGR)) == str(label)
+                for scan, label in zip(scans[:90], labels[:90]))
+    assert right >= 70
 
 
 @needs_mnist

@@ -132,21 +132,32 @@ def real_crops(real_dir: str | Path | None = None) -> LabelledSet | None:
 OPTDIGITS_UPSCALINGS = (cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_CUBIC)
 
 
-def other_writers() -> LabelledSet | None:
-    """The optdigits digits as images of dark ink on white, prepared by `to_mnist_input`; None without scikit-learn."""
+def other_writers_scans() -> tuple[list[np.ndarray], np.ndarray] | None:
+    """The optdigits digits as 12x12 scans of dark ink on white with a 2 px margin, and their labels; None without
+    scikit-learn."""
     try:
         from sklearn.datasets import load_digits
     except ImportError:
         return None
     optdigits = load_digits()  # (1797, 8, 8) counts of inked pixels in 4x4 cells of a 32x32 scan: 0-16
+    scans = [cv2.copyMakeBorder(np.round(255.0 - counts * (255.0 / 16.0)).astype(np.uint8), 2, 2, 2, 2,
+                                cv2.BORDER_CONSTANT, value=255) for counts in optdigits.images]
+    return scans, optdigits.target.astype(np.int64)
+
+
+def other_writers() -> LabelledSet | None:
+    """The optdigits scans scaled up blocky, soft and sharp in turn, prepared by `to_mnist_input`; None without
+    scikit-learn."""
+    found = other_writers_scans()
+    if found is None:
+        return None
+    scans, labels = found
     images = []
-    for index, counts in enumerate(optdigits.images):
-        page = np.round(255.0 - counts * (255.0 / 16.0)).astype(np.uint8)
-        page = cv2.copyMakeBorder(page, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=255)
+    for index, scan in enumerate(scans):
         upscaling = OPTDIGITS_UPSCALINGS[index % len(OPTDIGITS_UPSCALINGS)]
-        prepared = to_mnist_input(cv2.resize(page, (96, 96), interpolation=upscaling))
+        prepared = to_mnist_input(cv2.resize(scan, (96, 96), interpolation=upscaling))
         images.append(prepared if prepared is not None else np.zeros((28, 28), np.uint8))
-    return LabelledSet("other_writers", np.stack(images), optdigits.target.astype(np.int64),
+    return LabelledSet("other_writers", np.stack(images), labels,
                        f"{len(images)} optdigits digits by 43 writers outside MNIST (8x8 scans, scaled up "
                        "blocky, soft and sharp in turn)")
 
