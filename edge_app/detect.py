@@ -352,14 +352,17 @@ def _straight(labels: np.ndarray, stats: np.ndarray, label: int) -> bool:
     return min(side_a, side_b) <= LINE_MAX_BREADTH * max(side_a, side_b, 1.0)
 
 
-def _merge_broken_strokes(boxes: np.ndarray, max_gap: float) -> list[list[int]]:
+def _merge_broken_strokes(boxes: np.ndarray, max_gap: float, coloured: np.ndarray | None = None) -> list[list[int]]:
     """Group blobs that are parts of one digit: stacked one above the other, no wider together.
 
     `boxes` is (n, 4) int x, y, w, h; returns lists of row indices. A pen lifts mid-digit (the bar
     of a 5, an open 4), so one digit can be two blobs. Neighbouring digits sit side by side, so
     their columns barely overlap; the card's edge and the fingers overlap a digit's rows, contain
     it or are wider than it, so merging with them is refused; the next line of a page is further
-    below than a stroke's break. Pairs are tested at once (numpy), then joined transitively.
+    below than a stroke's break. `coloured` (n bools, when the frame has colour): blobs mostly more
+    colourful than pen ink join only each other, and the others only each other: one pen wrote a digit,
+    so the fingertips over a card stay apart from a black digit above them, even when any pen colour is
+    taken. Pairs are tested at once (numpy), then joined transitively.
     """
     x, y, w, h = (boxes[:, k].astype(np.int64) for k in range(4))
     right, bottom = x + w, y + h
@@ -374,6 +377,8 @@ def _merge_broken_strokes(boxes: np.ndarray, max_gap: float) -> list[list[int]]:
     joins = ((overlap >= 0.5 * np.minimum(w[:, None], w[None]))
              & (vertical_gap >= -0.6 * min_h) & (vertical_gap <= np.minimum(max_gap, 0.5 * max_h)) & ~nested
              & (union_w <= 1.15 * max_w) & (union_h <= 1.7 * max_h))
+    if coloured is not None:
+        joins &= coloured[:, None] == coloured[None]
     parent = list(range(len(boxes)))
 
     def root(i: int) -> int:
@@ -620,6 +625,7 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
     candidates = [int(i) for i in candidates]
     coloured = np.zeros(small.shape, bool)
     colour = _colour_copy(frame, small.shape)
+    colourful_blob = None  # per blob: mostly more colourful than pen ink (None: the frame has no colour)
     if colour is not None and candidates:
         coloured, not_pen = _colour_classes(colour, small, paper, config)
         # Blobs that are mostly not pen ink are dropped before any merging, so a digit is never joined
@@ -628,7 +634,8 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
         coloured_ink = not_pen & (mask > 0)
         coloured_share = np.bincount(labels[coloured_ink], minlength=count) / np.maximum(areas, 1)
         judged = [i for i in candidates if not config.any_pen_colour or _touches_border(stats[i, :4], small.shape)]
-        refused = {i for i in judged if coloured_share[i] > config.max_coloured_ink_share}
+        colourful_blob = coloured_share > config.max_coloured_ink_share
+        refused = {i for i in judged if colourful_blob[i]}
         rejected += [(tuple(int(v) for v in stats[i, :4]), "not pen ink (coloured)")
                      for i in refused if heights[i] >= min_height]
         candidates = [i for i in candidates if i not in refused]
@@ -636,7 +643,8 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
     if candidates:
         boxes = stats[candidates, :4]
         scene = _Scene(config, small, flat, mask, labels, areas, coloured)
-        for group in _merge_broken_strokes(boxes, max_gap=0.08 * shorter):
+        kinds = None if colourful_blob is None else colourful_blob[candidates]
+        for group in _merge_broken_strokes(boxes, max_gap=0.08 * shorter, coloured=kinds):
             digit, refusal = _judge(scene, boxes, candidates, group)
             if digit is None and len(group) > 1:
                 # A merge is a guess: when the whole fails, its parts may still be digits on their own.

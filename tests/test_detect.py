@@ -96,6 +96,24 @@ def test_fingers_under_a_digit_are_not_part_of_it(mnist_test):
 
 
 @needs_mnist
+def test_fingertips_under_a_digit_stay_apart_when_any_pen_colour_is_taken(mnist_test):
+    """With `any_pen_colour` skin-coloured blobs are no longer dropped before merging; fingertips just below a
+    black digit (here short, inside the frame) must still not join it: one pen wrote a digit."""
+    from dataclasses import replace
+
+    frame = _card_scene([mnist_test.images[3]])
+    cell = 480 // 4
+    finger_top = 480 // 3 + cell // 2 + cell + 6
+    for k in range(2):
+        x = 640 // 4 + cell // 2 + 45 + k * 20
+        cv2.line(frame, (x, finger_top), (x, finger_top + 24), (110, 140, 200), 12)
+    for config in (LIVE, replace(LIVE, any_pen_colour=True)):
+        boxes = find_digit_regions(frame, config)
+        assert len(boxes) == 1
+        assert boxes[0].y + boxes[0].h <= finger_top + 4, config.any_pen_colour
+
+
+@needs_mnist
 @pytest.mark.parametrize("rule_bgr", [(235, 205, 170), (180, 180, 180)], ids=["light_blue", "grey"])
 def test_digits_on_ruled_notebook_paper_are_found(mnist_test, rule_bgr):
     """Pale ruled lines cross the digits; they must not join the two digits into one blob."""

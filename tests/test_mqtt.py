@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -368,6 +369,20 @@ def test_a_full_queue_drops_the_oldest_says_so_and_the_rest_arrive_in_order(tmp_
     assert len(said) == 3
 
 
+def _first_line(stream, timeout_s: float) -> str:
+    """The first line a child process writes to the pipe `stream`, or what came of it in time. Read byte by byte
+    from the descriptor, so nothing after the line is held in a buffer that `communicate` would not see."""
+    deadline, data = time.monotonic() + timeout_s, b""
+    while not data.endswith(b"\n") and (left := deadline - time.monotonic()) > 0:
+        if not select.select([stream], [], [], left)[0]:
+            break
+        byte = os.read(stream.fileno(), 1)
+        if not byte:
+            break
+        data += byte
+    return data.decode()
+
+
 def _run_through_restarts(tmp_path, cards, restarts: int, start_down: bool) -> tuple[list[str], list[dict], int, str]:
     """`digits run` on the paced stream for a while, the broker killed (SIGKILL) and restarted `restarts` times
     in the middle; (stable changes on stdout, readings the subscriber kept, repeats it dropped, stderr)."""
@@ -378,14 +393,21 @@ def _run_through_restarts(tmp_path, cards, restarts: int, start_down: bool) -> t
     frames = 100 + 75 * restarts  # 25 frames a second: 4 s, then 3 s per restart
     app = start_digits("--source", cards.url, "--format", "jsonl", "--max-frames", str(frames),
                        "--mqtt", broker.url, "--mqtt-device-id", "restarts")
+    said_first = ""
     try:
-        time.sleep(2.5)
         if start_down:
+            # Start the broker once the app has tried it and said so: a fixed wait races a slow start (a busy
+            # machine loads the model later than the broker comes up).
+            said_first = _first_line(app.stderr, timeout_s=60)
+            time.sleep(1.0)
             broker.start()
+        else:
+            time.sleep(2.5)
         for _ in range(restarts):
             time.sleep(1.5)
             broker.restart(down_s=0.5)
         out, err = app.communicate(timeout=120)
+        err = said_first + err
         assert app.returncode == 0, err
         deadline = time.monotonic() + 10
         changes = stable_changes([json.loads(line) for line in out.splitlines()])
