@@ -71,6 +71,7 @@ SPLIT_BELOW_CONFIDENCE = 0.8  # a wide region read less surely than this may be 
 # (half a 5 as a 3 at 0.94), so one clear half says little; a 6 cut in two reads 1 at 0.93 and 2 at 0.65.
 SPLIT_MIN_CONFIDENCE = 0.9
 TINY_STILL = 64  # px: a still no longer than this (an MNIST-sized crop) is read whole, as one digit
+WHOLE_READ_MAX_DIGITS = 2  # a still read as this many digits or fewer is also read whole (pieces of one digit)
 WHOLE_READ_SIZE = 256  # px: a still read whole is shrunk to this first (the model sees 20 px; a 12 MP photo stays fast)
 
 
@@ -302,14 +303,18 @@ class DigitPipeline:
         return self._whole(frame, look.rejected) or look
 
     def _whole_if_surer(self, frame: np.ndarray, look: _Reading) -> _Reading:
-        """A still read as one digit is read whole as well, and the surer reading stays: detection may have
-        found only a piece of a digit that fills the still (a scan scaled up smoothly: its thin parts fade). A
-        photo of one digit among clutter reads less surely whole than its region, so the region stays there.
-        Run after touching digits are cut apart, so two digits written close together stay two."""
-        if len(look.readings) != 1 or look.angle or look.regions[0].box == _frame_box(frame):
+        """A still read as one or two digits is read whole as well, and the whole reading stays when the model
+        is surer of it than of the less sure of those: detection may have found only a piece of a digit that
+        fills the still, or cut it in two (a scan scaled up: its thin parts fade, its blocks come apart). A
+        photo of one digit among clutter reads less surely whole than its region, and two digits read less
+        surely as one than as themselves (two digits in one crop are "not a digit" in training), so there
+        what detection found stays. Run after touching digits are cut apart, so two digits written close
+        together stay two."""
+        if not 1 <= len(look.readings) <= WHOLE_READ_MAX_DIGITS or look.angle or look.regions[0].box == _frame_box(frame):
             return look
         whole = self._whole(frame, look.rejected)
-        return whole if whole is not None and whole.readings[0].confidence > look.readings[0].confidence else look
+        least_sure = min(reading.confidence for reading in look.readings)
+        return whole if whole is not None and whole.readings[0].confidence > least_sure else look
 
     def _whole(self, frame: np.ndarray, rejected: list[Rejected]) -> _Reading | None:
         """The whole still as one digit's crop (shrunk first: the model sees 20 px, and a 12 MP photo stays fast);
