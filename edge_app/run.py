@@ -354,8 +354,12 @@ def _shrunk(frame: np.ndarray, size: int) -> np.ndarray:
     (a 12 MP photo in a few ms instead of the 36 ms of one area resize)."""
     step = max(1, max(frame.shape[:2]) // (2 * size))
     coarse = frame[::step, ::step]
-    scale = size / max(coarse.shape[:2])
-    return coarse if scale >= 1 else cv2.resize(coarse, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    height, width = coarse.shape[:2]
+    scale = size / max(height, width)
+    if scale >= 1:
+        return coarse
+    # At least one pixel each way: a strip of a still (1 x 5000) must shrink, not fail.
+    return cv2.resize(coarse, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
 
 
 def _turn_matrix(shape: tuple[int, ...], degrees: float) -> tuple[np.ndarray, tuple[int, int]]:

@@ -364,3 +364,13 @@ def test_output_folders_that_cannot_be_made_are_one_line(tmp_path, flag):
     blocker.write_text("x")
     result = run_digits("predict", str(ROOT / "tests" / "data" / "handdrawn" / "7.png"), flag, str(blocker / "sub"))
     assert result.returncode == 2 and "Traceback" not in result.stderr and flag in result.stderr
+
+
+@pytest.mark.parametrize("shape", [(1, 5000), (2, 3000, 3), (5000, 1), (4032, 3024, 3), (100, 80)])
+def test_a_still_is_shrunk_for_the_whole_read_whatever_its_shape(shape):
+    """The whole-still read shrinks the still to 256 px first; a strip of one pixel must shrink too, not fail."""
+    from edge_app.run import WHOLE_READ_SIZE, _shrunk
+
+    shrunk = _shrunk(np.zeros(shape, np.uint8), WHOLE_READ_SIZE)
+    assert max(shrunk.shape[:2]) == min(max(shape[:2]), WHOLE_READ_SIZE) and min(shrunk.shape[:2]) >= 1
+    assert shrunk.shape[2:] == shape[2:]
