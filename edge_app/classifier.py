@@ -70,6 +70,24 @@ def predictions_from_probabilities(probabilities: np.ndarray) -> list[Prediction
     return results
 
 
+def log_probabilities(probabilities: np.ndarray) -> np.ndarray:
+    """Log-probabilities: the logits up to a per-row constant, which softmax ignores."""
+    return np.log(np.clip(np.asarray(probabilities, np.float64), 1e-12, 1.0))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def with_reject_bias(probabilities: np.ndarray, reject_class: int, bias: float) -> np.ndarray:
+    """The probabilities with `bias` added to the "not a digit" logit: its prior odds times e^bias (what
+    `train.calibrate.fold_reject_bias` bakes into a model, here applied to one reading)."""
+    logits = log_probabilities(probabilities)
+    logits[:, reject_class] += bias
+    return softmax(logits)
+
+
 class Classifier(ABC):
     """A loaded model. Subclasses implement `_forward` on a prepared float batch."""
 
@@ -90,8 +108,13 @@ class Classifier(ABC):
             return np.zeros((0, len(self.labels)), np.float32)
         return self._forward(batch)
 
-    def predict(self, digits: np.ndarray) -> list[Prediction]:
-        return predictions_from_probabilities(self.probabilities(digits))
+    def predict(self, digits: np.ndarray, not_digit_bias: float = 0.0) -> list[Prediction]:
+        """`not_digit_bias`: added to the "not a digit" logit, where the reading's context makes a non-digit
+        likelier or rarer than among the training examples (ignored by a model without that class)."""
+        probabilities = self.probabilities(digits)
+        if not_digit_bias and probabilities.shape[1] > NOT_A_DIGIT_INDEX:
+            probabilities = with_reject_bias(probabilities, NOT_A_DIGIT_INDEX, not_digit_bias)
+        return predictions_from_probabilities(probabilities)
 
 
 def _tflite_interpreter_class():

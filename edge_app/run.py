@@ -71,6 +71,12 @@ SPLIT_BELOW_CONFIDENCE = 0.8  # a wide region read less surely than this may be 
 # (half a 5 as a 3 at 0.94), so one clear half says little; a 6 cut in two reads 1 at 0.93 and 2 at 0.65.
 SPLIT_MIN_CONFIDENCE = 0.9
 TINY_STILL = 64  # px: a still no longer than this (an MNIST-sized crop) is read whole, as one digit
+# ... and it is a crop someone made of one character, so "not a digit" is rarer there than among the shipped
+# model's training examples (18,900 of 77,220, models/cnn.train.json), which were weighted for camera frames
+# full of clutter. Taking one such crop in 20 to be no digit shifts that class's log-odds by about -1.8
+# (a prior shift, Saerens et al., 2002; measured in README, Photos).
+TINY_STILL_NOT_DIGIT_SHARE = 0.05
+TRAINED_NOT_DIGIT_SHARE = 18_900 / 77_220
 WHOLE_READ_MAX_DIGITS = 2  # a still read as this many digits or fewer is also read whole (pieces of one digit)
 WHOLE_READ_SIZE = 256  # px: a still read whole is shrunk to this first (the model sees 20 px; a 12 MP photo stays fast)
 
@@ -160,6 +166,8 @@ class DigitPipeline:
     vote_window: int = DEFAULT_WINDOW
     live_detector: DetectorConfig = LIVE
     still_detector: DetectorConfig = STILL
+    tiny_still_not_digit_bias: float = float(np.log(TINY_STILL_NOT_DIGIT_SHARE / (1 - TINY_STILL_NOT_DIGIT_SHARE))
+                                             - np.log(TRAINED_NOT_DIGIT_SHARE / (1 - TRAINED_NOT_DIGIT_SHARE)))
     readout: StableReadout = field(init=False)
 
     def __post_init__(self):
@@ -296,11 +304,11 @@ class DigitPipeline:
         (a box-normalised scan, scaled up) has no paper around it, which the paper tests need; and a scan
         scaled up smoothly has a grey halo that they take for uneven paper (measured on MNIST test, 16x16
         box-normalised scans and other writers' 8x8 scans, README, Photos). Other stills keep what detection
-        found."""
+        found. A tiny still is read with "not a digit" taken to be rarer (`tiny_still_not_digit_bias`)."""
         tiny = max(np.shape(frame)[:2], default=0) <= TINY_STILL
         if not (tiny or (not look.regions and look.rejected)):
             return look
-        return self._whole(frame, look.rejected) or look
+        return self._whole(frame, look.rejected, self.tiny_still_not_digit_bias if tiny else 0.0) or look
 
     def _whole_if_surer(self, frame: np.ndarray, look: _Reading) -> _Reading:
         """A still read as one or two digits is read whole as well, and the whole reading stays when the model
@@ -316,7 +324,7 @@ class DigitPipeline:
         least_sure = min(reading.confidence for reading in look.readings)
         return whole if whole is not None and whole.readings[0].confidence > least_sure else look
 
-    def _whole(self, frame: np.ndarray, rejected: list[Rejected]) -> _Reading | None:
+    def _whole(self, frame: np.ndarray, rejected: list[Rejected], not_digit_bias: float = 0.0) -> _Reading | None:
         """The whole still as one digit's crop (shrunk first: the model sees 20 px, and a 12 MP photo stays fast);
         None when it holds no ink."""
         frame = np.asarray(frame)
@@ -327,11 +335,11 @@ class DigitPipeline:
             return None
         region = DigitRegion(_frame_box(frame), to_grayscale(frame))
         started = time.perf_counter()
-        readings = self._classify([region], [mnist])
+        readings = self._classify([region], [mnist], not_digit_bias)
         self._classify_ms += (time.perf_counter() - started) * 1000
         return _Reading([region], [mnist], readings, rejected, 0.0, [region.box.as_list()])
 
-    def _classify(self, regions, inputs) -> list[DigitReading]:
+    def _classify(self, regions, inputs, not_digit_bias: float = 0.0) -> list[DigitReading]:
         count = len(inputs)
         if count == 0:
             return []
@@ -339,7 +347,7 @@ class DigitPipeline:
             self._batch = np.zeros((count, MNIST_SIZE, MNIST_SIZE), np.uint8)
         self._batch[:count] = inputs
         self._batch[count:] = 0
-        predictions = self.classifier.predict(self._batch)[:count]  # one call for every digit in the frame
+        predictions = self.classifier.predict(self._batch, not_digit_bias)[:count]  # one call for every digit
         return [DigitReading(p.digit, p.confidence, r.box, r.ink or r.box, p.top3, p.not_digit)
                 for p, r in zip(predictions, regions)]
 

@@ -114,7 +114,8 @@ def test_temperature_is_recovered_from_overconfident_logits():
 
 
 def test_reject_bias_stays_within_the_budget_of_digits_rejected():
-    from train.calibrate import fit_reject_bias, with_reject_bias
+    from edge_app.classifier import with_reject_bias
+    from train.calibrate import fit_reject_bias
 
     rng = np.random.default_rng(1)
     # 1,000 digits whose "not a digit" odds spread from far below to near their digit's, and 200 clear non-digits.

@@ -9,22 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge_app.classifier import log_probabilities, softmax, with_reject_bias
+
 TEMPERATURE_RANGE = (0.05, 20.0)
-
-
-def _log_probabilities(probabilities: np.ndarray) -> np.ndarray:
-    """Log-probabilities: the logits up to a per-row constant, which softmax ignores."""
-    return np.log(np.clip(np.asarray(probabilities, np.float64), 1e-12, 1.0))
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def scaled(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(logits / T) from softmax(logits)."""
-    return _softmax(_log_probabilities(probabilities) / temperature)
+    return softmax(log_probabilities(probabilities) / temperature)
 
 
 def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray, temperature: float) -> float:
@@ -78,13 +70,6 @@ def fit_reject_bias(probabilities: np.ndarray, labels: np.ndarray, reject_class:
             break
         best = float(bias)
     return best
-
-
-def with_reject_bias(probabilities: np.ndarray, reject_class: int, bias: float) -> np.ndarray:
-    """The probabilities with `bias` added to the "not a digit" logit (what `fold_reject_bias` bakes in)."""
-    logits = _log_probabilities(probabilities)
-    logits[:, reject_class] += bias
-    return _softmax(logits)
 
 
 def fold_reject_bias(model, reject_class: int, bias: float) -> None:
