@@ -179,10 +179,12 @@ class Rejected:
     reason: str  # one of REASONS
 
 
-# Why a candidate is not a digit, in the order the tests run (`--debug` shows them).
+# Why a candidate is not a digit, in the order the tests run (`--debug` shows them); the last is the reading
+# pipeline's, not detection's: a still read whole as one digit lists the regions it replaced.
+READ_WHOLE_INSTEAD = "read whole instead"
 REASONS = ("over the candidate budget", "not pen ink (coloured)", "too small", "too large", "too wide or thin",
            "too little or too much ink", "touches the frame border", "not on paper", "paper too uneven",
-           "low contrast", "dark inside", "faint in the frame")
+           "low contrast", "dark inside", "faint in the frame", READ_WHOLE_INSTEAD)
 
 
 @dataclass(frozen=True, eq=False)

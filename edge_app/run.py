@@ -25,10 +25,11 @@ from typing import Protocol, Sequence
 import cv2
 import numpy as np
 
-from edge_app.classifier import MAX_THREADS, Classifier, ModelError, load_classifier
+from edge_app.classifier import MAX_THREADS, Classifier, ModelError, Prediction, load_classifier
 from edge_app.detect import (
     LIVE,
     MIN_FRAME_SIZE,
+    READ_WHOLE_INSTEAD,
     STILL,
     Box,
     DetectorConfig,
@@ -43,7 +44,7 @@ from edge_app.images import Still
 from edge_app.images import read_still as read_image
 from edge_app.models import default_model_path
 from edge_app.mqtt import add_mqtt_arguments, mqtt_sinks
-from edge_app.preprocess import MNIST_SIZE, to_grayscale, to_mnist_input
+from edge_app.preprocess import MNIST_SIZE, ink_box, to_grayscale, to_mnist_input
 from edge_app.readout import (
     CARD_HEIGHT_RATIO,
     DEFAULT_MIN_CONFIDENCE,
@@ -153,6 +154,7 @@ class _Reading:
     rejected: list[Rejected]
     angle: float  # degrees the frame was turned before reading
     upright: list[list[int]]  # the readings' boxes on the turned frame, where the writing is level
+    whole: bool = False  # the still was read whole, as one digit's crop
 
     def confident(self, min_confidence: float) -> float:
         return sum(r.confidence for r in self.readings if r.confidence >= min_confidence)
@@ -308,38 +310,57 @@ class DigitPipeline:
         tiny = max(np.shape(frame)[:2], default=0) <= TINY_STILL
         if not (tiny or (not look.regions and look.rejected)):
             return look
-        return self._whole(frame, look.rejected, self.tiny_still_not_digit_bias if tiny else 0.0) or look
+        whole = self._whole(frame, self.tiny_still_not_digit_bias if tiny else 0.0)
+        return look if whole is None else self._kept_whole(frame, look, *whole)
 
     def _whole_if_surer(self, frame: np.ndarray, look: _Reading) -> _Reading:
-        """A still read as one or two digits is read whole as well, and the whole reading stays when the model
-        is surer of it than of the less sure of those: detection may have found only a piece of a digit that
-        fills the still, or cut it in two (a scan scaled up: its thin parts fade, its blocks come apart). A
-        photo of one digit among clutter reads less surely whole than its region, and two digits read less
-        surely as one than as themselves (two digits in one crop are "not a digit" in training), so there
-        what detection found stays. Run after touching digits are cut apart, so two digits written close
-        together stay two."""
-        if not 1 <= len(look.readings) <= WHOLE_READ_MAX_DIGITS or look.angle or look.regions[0].box == _frame_box(frame):
+        """A still read as one or two digits is read whole as well: detection may have found only a piece of a
+        digit that fills the still, or cut it in two (a scan scaled up: its thin parts fade, its blocks come
+        apart). The whole reading stays when it passes the confidence gate and the model is surer of it than
+        of the less sure of those digits; to replace two digits it must also be as sure as a cut must be to
+        make two (SPLIT_MIN_CONFIDENCE): two digits in one crop are "not a digit" in training, yet a stacked
+        "18" can read as a fair 9. A photo of one digit among clutter reads less surely whole than its region,
+        so the region stays. Run after touching digits are cut apart, so two digits written close together
+        stay two."""
+        if not 1 <= len(look.readings) <= WHOLE_READ_MAX_DIGITS or look.angle or look.whole:
             return look
-        whole = self._whole(frame, look.rejected)
-        least_sure = min(reading.confidence for reading in look.readings)
-        return whole if whole is not None and whole.readings[0].confidence > least_sure else look
+        whole = self._whole(frame)
+        if whole is None:
+            return look
+        surer = whole[1].confidence > max(reading.confidence for reading in look.readings)
+        return self._kept_whole(frame, look, *whole) if surer and whole[1].confidence >= self.min_confidence else look
 
-    def _whole(self, frame: np.ndarray, rejected: list[Rejected], not_digit_bias: float = 0.0) -> _Reading | None:
-        """The whole still as one digit's crop (shrunk first: the model sees 20 px, and a 12 MP photo stays fast);
-        None when it holds no ink."""
+    def _whole(self, frame: np.ndarray, not_digit_bias: float = 0.0) -> tuple[np.ndarray, DigitReading] | None:
+        """The whole still read as one digit's crop: (the model's input, the reading, boxed on the still's ink);
+        None when it holds no ink. Read on a grey copy shrunk to WHOLE_READ_SIZE: the model sees 20 px, and a
+        12 MP photo stays fast."""
         frame = np.asarray(frame)
         if frame.ndim not in (2, 3) or frame.size == 0:
             return None
-        mnist = to_mnist_input(_shrunk(frame, WHOLE_READ_SIZE))
-        if mnist is None:
+        small = _small_grey(frame, WHOLE_READ_SIZE)
+        mnist, ink = to_mnist_input(small), ink_box(small)
+        if mnist is None or ink is None:
             return None
-        region = DigitRegion(_frame_box(frame), to_grayscale(frame))
+        box = _box_scaled(ink, small.shape, frame.shape)
         started = time.perf_counter()
-        readings = self._classify([region], [mnist], not_digit_bias)
+        predicted = self._predict([mnist], not_digit_bias)[0]
         self._classify_ms += (time.perf_counter() - started) * 1000
-        return _Reading([region], [mnist], readings, rejected, 0.0, [region.box.as_list()])
+        return mnist, DigitReading(predicted.digit, predicted.confidence, box, box, predicted.top3, predicted.not_digit)
+
+    @staticmethod
+    def _kept_whole(frame: np.ndarray, look: _Reading, mnist: np.ndarray, reading: DigitReading) -> _Reading:
+        """`look` replaced by the whole still's reading; the regions it replaces are listed as refused, with why."""
+        box = reading.box
+        region = DigitRegion(box, to_grayscale(np.asarray(frame)[box.y:box.y + box.h, box.x:box.x + box.w]))
+        replaced = [Rejected(r.ink, READ_WHOLE_INSTEAD) for r in look.readings]
+        return _Reading([region], [mnist], [reading], look.rejected + replaced, 0.0, [box.as_list()], whole=True)
 
     def _classify(self, regions, inputs, not_digit_bias: float = 0.0) -> list[DigitReading]:
+        predictions = self._predict(inputs, not_digit_bias)
+        return [DigitReading(p.digit, p.confidence, r.box, r.ink or r.box, p.top3, p.not_digit)
+                for p, r in zip(predictions, regions)]
+
+    def _predict(self, inputs, not_digit_bias: float = 0.0) -> list[Prediction]:
         count = len(inputs)
         if count == 0:
             return []
@@ -347,27 +368,30 @@ class DigitPipeline:
             self._batch = np.zeros((count, MNIST_SIZE, MNIST_SIZE), np.uint8)
         self._batch[:count] = inputs
         self._batch[count:] = 0
-        predictions = self.classifier.predict(self._batch, not_digit_bias)[:count]  # one call for every digit
-        return [DigitReading(p.digit, p.confidence, r.box, r.ink or r.box, p.top3, p.not_digit)
-                for p, r in zip(predictions, regions)]
+        return self.classifier.predict(self._batch, not_digit_bias)[:count]  # one call for every digit in the frame
 
 
-def _frame_box(frame: np.ndarray) -> Box:
-    height, width = np.shape(frame)[:2]
-    return Box(0, 0, width, height)
-
-
-def _shrunk(frame: np.ndarray, size: int) -> np.ndarray:
-    """The frame with its longer side at most `size` px: every k-th pixel down to twice that, then averaged
-    (a 12 MP photo in a few ms instead of the 36 ms of one area resize)."""
+def _small_grey(frame: np.ndarray, size: int) -> np.ndarray:
+    """The frame in grey with its longer side at most `size` px: every k-th pixel down to twice that, made grey
+    (any dtype and channel count, as `to_grayscale` takes them), then averaged down (a 12 MP photo in a few ms
+    instead of the 36 ms of one area resize)."""
     step = max(1, max(frame.shape[:2]) // (2 * size))
-    coarse = frame[::step, ::step]
-    height, width = coarse.shape[:2]
+    coarse = to_grayscale(frame[::step, ::step])
+    height, width = coarse.shape
     scale = size / max(height, width)
     if scale >= 1:
         return coarse
     # At least one pixel each way: a strip of a still (1 x 5000) must shrink, not fail.
     return cv2.resize(coarse, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+
+
+def _box_scaled(box: tuple[int, int, int, int], small_shape: tuple[int, ...], shape: tuple[int, ...]) -> Box:
+    """(x, y, w, h) on a shrunk copy -> the Box it covers on the frame (outward, clamped)."""
+    x, y, w, h = box
+    sy, sx = shape[0] / small_shape[0], shape[1] / small_shape[1]
+    left, top = int(np.floor(x * sx)), int(np.floor(y * sy))
+    right, bottom = min(shape[1], int(np.ceil((x + w) * sx))), min(shape[0], int(np.ceil((y + h) * sy)))
+    return Box(left, top, right - left, bottom - top)
 
 
 def _turn_matrix(shape: tuple[int, ...], degrees: float) -> tuple[np.ndarray, tuple[int, int]]:

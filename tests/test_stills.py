@@ -144,8 +144,8 @@ def test_a_bold_digit_filling_a_close_up_is_read_solid(pipeline, mnist_test):
 @needs_mnist
 def test_a_tiny_still_is_read_whole_in_either_polarity(pipeline, mnist_test):
     """An MNIST-sized crop (here 16x16 box-normalised scans, white on black and black on white, the ink touching
-    every side) is one digit, read whole: the photo detector's few-pixel window would cut it up or take its
-    black ground for ink."""
+    every side) is one digit, read whole and boxed on its ink: the photo detector's few-pixel window would cut
+    it up or take its black ground for ink."""
     from train.heldout import boxed_scan
 
     right = 0
@@ -153,7 +153,8 @@ def test_a_tiny_still_is_read_whole_in_either_polarity(pipeline, mnist_test):
         scan = boxed_scan(digit, margin=0)
         for still in (scan, 255 - scan):
             result = pipeline.process(cv2.cvtColor(still, cv2.COLOR_GRAY2BGR), still=True)
-            assert [d.box.as_list() for d in result.digits] == [[0, 0, 16, 16]]
+            [box] = [d.box for d in result.digits]
+            assert box.x + box.w <= 16 and box.y + box.h <= 16 and max(box.w, box.h) >= 12, box
             right += result.text == str(label)
     assert right >= 0.9 * 120
 
@@ -198,14 +199,14 @@ def test_a_digit_cropped_without_margin_is_read_whole(pipeline, mnist_test):
     assert found >= 38 and right >= 30
 
 
-@pytest.mark.parametrize("upscaling, count, floor", [(cv2.INTER_LINEAR, 90, 70), (cv2.INTER_NEAREST, 180, 144)],
+@pytest.mark.parametrize("upscaling, count, floor", [(cv2.INTER_LINEAR, 90, 70), (cv2.INTER_NEAREST, 1797, 1480)],
                          ids=["smooth", "blocky"])
 def test_other_writers_scans_scaled_up_are_read(pipeline, upscaling, count, floor):
     """Other writers' 8x8 scans (optdigits) with a margin, scaled up 8 times as an image viewer does. Smoothly, the
     grey halo of each stroke fails the paper tests, or detection keeps only a piece of the digit; blocky, the
     digit may come apart in two. Such a still is read whole when detection refuses everything, or when the model
-    is surer of it whole than of the less sure of the one or two regions found. Smooth, the first 90: 38 read
-    before these rules, 77 now; blocky, the first 180: 142 with the one-region rule alone, 146 now."""
+    is surer of it whole than of the one region found, or than of both of two. Smooth, the first 90: 38 read
+    before these rules, 77 now; blocky, all 1,797: 1,267 before, 1,451 with the one-region rule alone, 1,497 now."""
     found = pytest.importorskip("train.heldout").other_writers_scans()
     if found is None:
         pytest.skip("scikit-learn (the train extra) carries the optdigits scans")
@@ -392,8 +393,20 @@ def test_output_folders_that_cannot_be_made_are_one_line(tmp_path, flag):
 @pytest.mark.parametrize("shape", [(1, 5000), (2, 3000, 3), (5000, 1), (4032, 3024, 3), (100, 80)])
 def test_a_still_is_shrunk_for_the_whole_read_whatever_its_shape(shape):
     """The whole-still read shrinks the still to 256 px first; a strip of one pixel must shrink too, not fail."""
-    from edge_app.run import WHOLE_READ_SIZE, _shrunk
+    from edge_app.run import WHOLE_READ_SIZE, _small_grey
 
-    shrunk = _shrunk(np.zeros(shape, np.uint8), WHOLE_READ_SIZE)
-    assert max(shrunk.shape[:2]) == min(max(shape[:2]), WHOLE_READ_SIZE) and min(shrunk.shape[:2]) >= 1
-    assert shrunk.shape[2:] == shape[2:]
+    small = _small_grey(np.zeros(shape, np.uint8), WHOLE_READ_SIZE)
+    assert small.ndim == 2 and small.dtype == np.uint8
+    assert max(small.shape) == min(max(shape[:2]), WHOLE_READ_SIZE) and min(small.shape) >= 1
+
+
+@needs_mnist
+@pytest.mark.parametrize("dtype, channels", [(bool, 3), (np.int64, 1), (np.uint32, 3), (np.int32, 3), (np.float16, 3),
+                                             (np.uint8, 5)])
+def test_a_large_still_of_any_dtype_is_read(pipeline, mnist_test, dtype, channels):
+    """A still larger than the whole read's 256 px, of a dtype or channel count OpenCV cannot resize, is read
+    like any other (the whole read makes it grey first)."""
+    page = cv2.cvtColor(render_page([_digits(mnist_test, "7")], size=(700, 900), digit_height=300), cv2.COLOR_BGR2GRAY)
+    frame = np.repeat(page[:, :, None], channels, axis=2).squeeze() if channels > 1 else page
+    frame = (frame > 128) if dtype is bool else frame.astype(dtype)
+    assert _read(pipeline, frame) == "7"
