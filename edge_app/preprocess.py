@@ -140,8 +140,19 @@ def fit_to_mnist_field(ink: np.ndarray) -> np.ndarray:
     return np.round(field * 255).astype(np.uint8)
 
 
-def _ink_and_box(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]] | None:
-    """(ink strength, ink mask, (x, y, w, h) of the mask's box) of a grey image; None if it holds no ink."""
+def to_mnist_input(image: np.ndarray) -> np.ndarray | None:
+    """Any image of one digit -> (28, 28) uint8, white ink on black as in MNIST; None if blank.
+
+    Steps: grayscale, polarity and contrast from the paper, ink mask without specks, crop to the
+    ink, thicken hair-thin strokes, fit the longer side into 20 px, centre by centre of mass.
+    """
+    prepared = to_mnist_input_and_ink_box(image)
+    return None if prepared is None else prepared[0]
+
+
+def to_mnist_input_and_ink_box(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+    """`to_mnist_input`, with the (x, y, w, h) box of the ink it cropped, in the image's pixels."""
+    gray = to_grayscale(image)
     ink = ink_strength(gray)
     if ink is None:
         return None
@@ -149,33 +160,13 @@ def _ink_and_box(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, i
     ys, xs = np.nonzero(mask)
     if len(ys) == 0:
         return None
-    left, top = int(xs.min()), int(ys.min())
-    return ink, mask, (left, top, int(xs.max()) + 1 - left, int(ys.max()) + 1 - top)
-
-
-def ink_box(image: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(x, y, w, h) of the ink `to_mnist_input` crops the image to; None if it holds no ink."""
-    found = _ink_and_box(to_grayscale(image))
-    return None if found is None else found[2]
-
-
-def to_mnist_input(image: np.ndarray) -> np.ndarray | None:
-    """Any image of one digit -> (28, 28) uint8, white ink on black as in MNIST; None if blank.
-
-    Steps: grayscale, polarity and contrast from the paper, ink mask without specks, crop to the
-    ink, thicken hair-thin strokes, fit the longer side into 20 px, centre by centre of mass.
-    """
-    found = _ink_and_box(to_grayscale(image))
-    if found is None:
-        return None
-    ink, mask, (left, top, width, height) = found
-    bottom, right = top + height, left + width
+    top, bottom, left, right = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
     # Keep the anti-aliased edge of the strokes but drop paper texture away from them.
     near_ink = cv2.dilate(mask, np.ones((3, 3), np.uint8)) > 0
     ink = np.where(near_ink, ink, 0.0).astype(np.float32)
     crop, crop_mask = ink[top:bottom, left:right], mask[top:bottom, left:right]
     crop = _thicken_thin_strokes(crop, crop_mask, BOX_SIZE / max(crop.shape))
-    return fit_to_mnist_field(crop)
+    return fit_to_mnist_field(crop), (left, top, right - left, bottom - top)
 
 
 def to_model_batch(digits: np.ndarray) -> np.ndarray:

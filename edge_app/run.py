@@ -44,7 +44,7 @@ from edge_app.images import Still
 from edge_app.images import read_still as read_image
 from edge_app.models import default_model_path
 from edge_app.mqtt import add_mqtt_arguments, mqtt_sinks
-from edge_app.preprocess import MNIST_SIZE, ink_box, to_grayscale, to_mnist_input
+from edge_app.preprocess import MNIST_SIZE, to_grayscale, to_mnist_input, to_mnist_input_and_ink_box
 from edge_app.readout import (
     CARD_HEIGHT_RATIO,
     DEFAULT_MIN_CONFIDENCE,
@@ -316,12 +316,11 @@ class DigitPipeline:
     def _whole_if_surer(self, frame: np.ndarray, look: _Reading) -> _Reading:
         """A still read as one or two digits is read whole as well: detection may have found only a piece of a
         digit that fills the still, or cut it in two (a scan scaled up: its thin parts fade, its blocks come
-        apart). The whole reading stays when it passes the confidence gate and the model is surer of it than
-        of the less sure of those digits; to replace two digits it must also be as sure as a cut must be to
-        make two (SPLIT_MIN_CONFIDENCE): two digits in one crop are "not a digit" in training, yet a stacked
-        "18" can read as a fair 9. A photo of one digit among clutter reads less surely whole than its region,
-        so the region stays. Run after touching digits are cut apart, so two digits written close together
-        stay two."""
+        apart). The whole reading stays when it passes the confidence gate and the model is surer of it than of
+        every digit it would replace: surer than only the less sure of two is not enough, since two digits
+        stacked and touching can read as one sure digit (an "18" as a 9). A photo of one digit among clutter
+        reads less surely whole than its region, so the region stays. Run after touching digits are cut apart,
+        so two digits written close together stay two."""
         if not 1 <= len(look.readings) <= WHOLE_READ_MAX_DIGITS or look.angle or look.whole:
             return look
         whole = self._whole(frame)
@@ -338,9 +337,10 @@ class DigitPipeline:
         if frame.ndim not in (2, 3) or frame.size == 0:
             return None
         small = _small_grey(frame, WHOLE_READ_SIZE)
-        mnist, ink = to_mnist_input(small), ink_box(small)
-        if mnist is None or ink is None:
+        prepared = to_mnist_input_and_ink_box(small)
+        if prepared is None:
             return None
+        mnist, ink = prepared
         box = _box_scaled(ink, small.shape, frame.shape)
         started = time.perf_counter()
         predicted = self._predict([mnist], not_digit_bias)[0]
