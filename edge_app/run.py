@@ -80,6 +80,16 @@ TINY_STILL_NOT_DIGIT_SHARE = 0.05
 TRAINED_NOT_DIGIT_SHARE = 18_900 / 77_220
 WHOLE_READ_MAX_DIGITS = 2  # a still read as this many digits or fewer is also read whole (pieces of one digit)
 WHOLE_READ_SIZE = 256  # px: a still read whole is shrunk to this first (the model sees 20 px; a 12 MP photo stays fast)
+# A box-normalising scan (Semeion's, many form readers') stretches each character's ink to fill a square, so a 1
+# becomes a slanted block the model refuses or reads unsurely. Ink that is square to within this share
+# (thresholding the stretched scan drops faint edge columns) and spans at least BOX_FILLED of the still one way
+# is taken for such a scan when the model reads it below BOX_NARROWED_MIN_CONFIDENCE; it is read again with its
+# width cut to BOX_NARROWED, and that reading is kept when it reaches the same confidence: narrow characters get
+# their shape back, and the model still decides (measured in README, Photos).
+BOX_SQUARE_TOLERANCE = 0.25
+BOX_FILLED = 0.75
+BOX_NARROWED = 0.45
+BOX_NARROWED_MIN_CONFIDENCE = 0.9
 
 
 @dataclass(frozen=True)
@@ -332,7 +342,7 @@ class DigitPipeline:
     def _whole(self, frame: np.ndarray, not_digit_bias: float = 0.0) -> tuple[np.ndarray, DigitReading] | None:
         """The whole still read as one digit's crop: (the model's input, the reading, boxed on the still's ink);
         None when it holds no ink. Read on a grey copy shrunk to WHOLE_READ_SIZE: the model sees 20 px, and a
-        12 MP photo stays fast."""
+        12 MP photo stays fast. A box-normalised scan the model is unsure of is read narrowed as well (BOX_NARROWED)."""
         frame = np.asarray(frame)
         if frame.ndim not in (2, 3) or frame.size == 0:
             return None
@@ -344,6 +354,11 @@ class DigitPipeline:
         box = _box_scaled(ink, small.shape, frame.shape)
         started = time.perf_counter()
         predicted = self._predict([mnist], not_digit_bias)[0]
+        if predicted.confidence < BOX_NARROWED_MIN_CONFIDENCE and _box_normalised(ink, small.shape):
+            narrowed = to_mnist_input(_narrowed(small, BOX_NARROWED))
+            again = None if narrowed is None else self._predict([narrowed], not_digit_bias)[0]
+            if again is not None and again.confidence >= BOX_NARROWED_MIN_CONFIDENCE:
+                mnist, predicted = narrowed, again
         self._classify_ms += (time.perf_counter() - started) * 1000
         return mnist, DigitReading(predicted.digit, predicted.confidence, box, box, predicted.top3, predicted.not_digit)
 
@@ -383,6 +398,19 @@ def _small_grey(frame: np.ndarray, size: int) -> np.ndarray:
         return coarse
     # At least one pixel each way: a strip of a still (1 x 5000) must shrink, not fail.
     return cv2.resize(coarse, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+
+
+def _box_normalised(ink: tuple[int, int, int, int], shape: tuple[int, ...]) -> bool:
+    """Whether ink with this (x, y, w, h) box on a still of `shape` looks stretched to fill a square box."""
+    _, _, width, height = ink
+    square = abs(width - height) <= max(1.0, BOX_SQUARE_TOLERANCE * max(width, height))
+    return square and (width >= BOX_FILLED * shape[1] or height >= BOX_FILLED * shape[0])
+
+
+def _narrowed(grey: np.ndarray, share: float) -> np.ndarray:
+    """The still with its width cut to `share` (at least 2 px), its height kept."""
+    height, width = grey.shape[:2]
+    return cv2.resize(grey, (max(2, round(width * share)), height), interpolation=cv2.INTER_AREA)
 
 
 def _box_scaled(box: tuple[int, int, int, int], small_shape: tuple[int, ...], shape: tuple[int, ...]) -> Box:
