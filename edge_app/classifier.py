@@ -93,6 +93,9 @@ class Classifier(ABC):
 
     runtime: str = "?"  # the package that runs the model, e.g. "ai_edge_litert", "onnxruntime"
     labels: tuple[str, ...] = DIGIT_CLASSES  # one name per output column, set when the model loads
+    # The share of "not a digit" among the examples the model learnt from: its prior for that class, from the
+    # manifest beside it; None when not recorded (a 10-class model, or one exported before it was recorded).
+    not_digit_share: float | None = None
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -252,15 +255,27 @@ def _dimension(size) -> int | None:
     return int(size) if isinstance(size, (int, np.integer)) and size > 0 else None
 
 
-def recorded_labels(path: Path, metadata_labels: str | None = None) -> list | None:
-    """The class list the manifest beside the model records for it, else its ONNX metadata's; None if neither."""
+def _manifest_entry(path: Path) -> dict:
+    """What the manifest beside the model records for it; {} when there is no readable entry."""
     from edge_app.models import read_manifest
 
     try:
         entry = read_manifest(path.parent).get("artifacts", {}).get(path.name)
     except (OSError, ValueError, AttributeError):
         entry = None
-    if isinstance(entry, dict) and isinstance(entry.get("labels"), list):
+    return entry if isinstance(entry, dict) else {}
+
+
+def recorded_not_digit_share(path: Path) -> float | None:
+    """The model's training share of "not a digit" as its manifest entry records it; None if it does not."""
+    share = _manifest_entry(path).get("not_digit_share")
+    return float(share) if isinstance(share, (int, float)) and 0 < share < 1 else None
+
+
+def recorded_labels(path: Path, metadata_labels: str | None = None) -> list | None:
+    """The class list the manifest beside the model records for it, else its ONNX metadata's; None if neither."""
+    entry = _manifest_entry(path)
+    if isinstance(entry.get("labels"), list):
         return entry["labels"]
     if metadata_labels:
         try:
@@ -298,15 +313,9 @@ def check_shapes(path: Path, input_shape, output_shape, metadata_labels: str | N
 def check_manifest_hash(path: Path) -> None:
     """ModelError when the manifest beside the model lists it with another sha256: the file was changed
     after export (edited, damaged, swapped), so its verified accuracy no longer holds."""
-    from edge_app.models import read_manifest
-
-    try:
-        entry = read_manifest(path.parent).get("artifacts", {}).get(path.name)
-    except (OSError, ValueError):
-        return  # no readable manifest: nothing to check against
-    expected = entry.get("sha256") if isinstance(entry, dict) else None
+    expected = _manifest_entry(path).get("sha256")
     if not isinstance(expected, str) or not expected:
-        return
+        return  # no readable manifest entry: nothing to check against
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != expected:
         raise ModelError(f"{path}: its sha256 {digest[:12]}... is not the {expected[:12]}... that "
@@ -332,4 +341,7 @@ def load_classifier(path: str | Path, threads: int | None = None, verify: bool =
         raise ModelError(f"{threads} threads: give 1 to {MAX_THREADS}")
     if verify:
         check_manifest_hash(path)
-    return backend(path, threads=threads)
+    classifier = backend(path, threads=threads)
+    if NOT_A_DIGIT in classifier.labels:
+        classifier.not_digit_share = recorded_not_digit_share(path)
+    return classifier

@@ -72,12 +72,12 @@ SPLIT_BELOW_CONFIDENCE = 0.8  # a wide region read less surely than this may be 
 # (half a 5 as a 3 at 0.94), so one clear half says little; a 6 cut in two reads 1 at 0.93 and 2 at 0.65.
 SPLIT_MIN_CONFIDENCE = 0.9
 TINY_STILL = 64  # px: a still no longer than this (an MNIST-sized crop) is read whole, as one digit
-# ... and it is a crop someone made of one character, so "not a digit" is rarer there than among the shipped
-# model's training examples (18,900 of 77,220, models/cnn.train.json), which were weighted for camera frames
-# full of clutter. Taking one such crop in 20 to be no digit shifts that class's log-odds by about -1.8
-# (a prior shift, Saerens et al., 2002; measured in README, Photos).
+# ... and it is a crop someone made of one character, so "not a digit" is rarer there than among the model's
+# training examples (the shipped model's: 18,900 of 77,220, as its manifest entry records), which were
+# weighted for camera frames full of clutter. Taking one such crop in 20 to be no digit shifts that class's
+# log-odds by log-odds(0.05) - log-odds(the training share), -1.8 for the shipped model (a prior shift,
+# Saerens et al., 2002; measured in README, Photos). A model whose share is not recorded keeps its own prior.
 TINY_STILL_NOT_DIGIT_SHARE = 0.05
-TRAINED_NOT_DIGIT_SHARE = 18_900 / 77_220
 WHOLE_READ_MAX_DIGITS = 2  # a still read as this many digits or fewer is also read whole (pieces of one digit)
 WHOLE_READ_SIZE = 256  # px: a still read whole is shrunk to this first (the model sees 20 px; a 12 MP photo stays fast)
 # A box-normalising scan (Semeion's, many form readers') stretches each character's ink to fill a square, so a 1
@@ -178,12 +178,13 @@ class DigitPipeline:
     vote_window: int = DEFAULT_WINDOW
     live_detector: DetectorConfig = LIVE
     still_detector: DetectorConfig = STILL
-    tiny_still_not_digit_bias: float = float(np.log(TINY_STILL_NOT_DIGIT_SHARE / (1 - TINY_STILL_NOT_DIGIT_SHARE))
-                                             - np.log(TRAINED_NOT_DIGIT_SHARE / (1 - TRAINED_NOT_DIGIT_SHARE)))
+    tiny_still_not_digit_bias: float | None = None  # None: from the model's recorded training share
     readout: StableReadout = field(init=False)
 
     def __post_init__(self):
         self.readout = StableReadout(self.vote_window)
+        if self.tiny_still_not_digit_bias is None:
+            self.tiny_still_not_digit_bias = prior_shift(self.classifier.not_digit_share, TINY_STILL_NOT_DIGIT_SHARE)
         # (slots, 28, 28) uint8. The batch always fills every slot, so the interpreter keeps one input
         # shape (resizing re-plans the graph); it grows only when a frame holds more digits than ever.
         self._batch = np.zeros((INITIAL_BATCH, MNIST_SIZE, MNIST_SIZE), np.uint8)
@@ -398,6 +399,14 @@ def _small_grey(frame: np.ndarray, size: int) -> np.ndarray:
         return coarse
     # At least one pixel each way: a strip of a still (1 x 5000) must shrink, not fail.
     return cv2.resize(coarse, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+
+
+def prior_shift(trained_share: float | None, share: float) -> float:
+    """What to add to a class's logit where it is `share` of what is read instead of its `trained_share` of the
+    training examples: the difference of their log-odds; 0 when the training share is unknown."""
+    if trained_share is None:
+        return 0.0
+    return float(np.log(share / (1 - share)) - np.log(trained_share / (1 - trained_share)))
 
 
 def _box_normalised(ink: tuple[int, int, int, int], shape: tuple[int, ...]) -> bool:

@@ -199,7 +199,9 @@ def manifest_entry(report: ArtifactReport, fmt: ExportFormat, io: dict, source: 
         # softmax(logits / T), folded into the last layer at training; None: not calibrated
         "temperature": training.get("temperature"),
         # added to the "not a digit" logit after T, also folded in (train.calibrate.fit_reject_bias); None: none
-        "reject_bias": training.get("reject_bias"), **io,
+        "reject_bias": training.get("reject_bias"),
+        # the share of "not a digit" among the training examples: the model's prior for it; None: not known
+        "not_digit_share": _not_digit_share(training, labels), **io,
         "size_bytes": report.size_bytes, "sha256": report.sha256,
         "mnist_test_accuracy": round(report.accuracy, 5), "keras_accuracy": round(report.keras_accuracy, 5),
         "agreement_with_keras": round(report.agreement, 5),
@@ -207,6 +209,13 @@ def manifest_entry(report: ArtifactReport, fmt: ExportFormat, io: dict, source: 
         "source_model": source.name, "command": command_line, "versions": package_versions(),
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def _not_digit_share(training: dict, labels: list[str]) -> float | None:
+    images, not_digits = training.get("train_images"), training.get("train_not_digit_images")
+    if len(labels) <= 10 or not isinstance(images, int) or not isinstance(not_digits, int) or not 0 < not_digits < images:
+        return None
+    return round(not_digits / images, 6)
 
 
 def updated_manifest(out_dir: Path, entries: dict[str, dict], training: dict | None) -> dict:

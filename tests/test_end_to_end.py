@@ -37,6 +37,7 @@ def test_train_export_predict(tmp_path, mnist_test):
     assert set(manifest["artifacts"]) == {fmt.filename("tiny") for fmt in FORMATS.values()}
     for entry in manifest["artifacts"].values():
         assert entry["labels"][-1] == "not a digit" and entry["temperature"] == report["temperature"]
+        assert entry["not_digit_share"] == round(report["train_not_digit_images"] / report["train_images"], 6)
 
     image = tmp_path / "seven.png"
     cv2.imwrite(str(image), render_on_paper(mnist_test.images[0]))

@@ -66,6 +66,27 @@ def test_shipped_cnn_records_its_classes_and_temperature():
         assert load_classifier(MODELS / name).labels[-1] == NOT_A_DIGIT
 
 
+def test_a_model_s_training_share_of_non_digits_sets_the_tiny_still_prior(tmp_path):
+    """The manifest records the share of "not a digit" among a model's training examples, and the tiny-still
+    prior shift is computed from it: a model without it keeps its own prior, a 10-class model has none."""
+    import shutil
+
+    from edge_app.run import TINY_STILL_NOT_DIGIT_SHARE, DigitPipeline, prior_shift
+
+    training = json.loads((MODELS / "cnn.train.json").read_text())
+    share = training["train_not_digit_images"] / training["train_images"]
+    cnn = load_classifier(MODELS / "cnn_int8.tflite")
+    assert cnn.not_digit_share == pytest.approx(share, abs=1e-6)
+    assert DigitPipeline(cnn).tiny_still_not_digit_bias == pytest.approx(-1.82, abs=0.01)
+    assert prior_shift(share, share) == pytest.approx(0.0)
+    assert prior_shift(TINY_STILL_NOT_DIGIT_SHARE, 0.5) > 0 > prior_shift(0.5, TINY_STILL_NOT_DIGIT_SHARE)
+    assert load_classifier(MODELS / "mlp_int8.tflite").not_digit_share is None
+    alone = tmp_path / "cnn_int8.tflite"  # the same model without its manifest: its prior is not known
+    shutil.copy(MODELS / "cnn_int8.tflite", alone)
+    unknown = load_classifier(alone)
+    assert unknown.not_digit_share is None and DigitPipeline(unknown).tiny_still_not_digit_bias == 0.0
+
+
 # Pen strokes (x, y) on a 240 px sheet: a letter and a hash sign, as someone would write them beside a number.
 WRITTEN = {"K": [[(80, 40), (80, 200)], [(170, 40), (80, 130), (170, 200)]],
            "hash": [[(70, 40), (60, 200)], [(150, 40), (140, 200)], [(30, 90), (190, 90)], [(25, 150), (185, 150)]],
