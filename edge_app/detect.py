@@ -354,7 +354,11 @@ def _straight(labels: np.ndarray, stats: np.ndarray, label: int) -> bool:
     return min(side_a, side_b) <= LINE_MAX_BREADTH * max(side_a, side_b, 1.0)
 
 
-def _merge_broken_strokes(boxes: np.ndarray, max_gap: float, coloured: np.ndarray | None = None) -> list[list[int]]:
+MAX_PEN_HUE_SPREAD = np.deg2rad(30)  # colourful blobs further apart in hue are not one pen's strokes
+
+
+def _merge_broken_strokes(boxes: np.ndarray, max_gap: float, coloured: np.ndarray | None = None,
+                          hues: np.ndarray | None = None) -> list[list[int]]:
     """Group blobs that are parts of one digit: stacked one above the other, no wider together.
 
     `boxes` is (n, 4) int x, y, w, h; returns lists of row indices. A pen lifts mid-digit (the bar
@@ -364,7 +368,9 @@ def _merge_broken_strokes(boxes: np.ndarray, max_gap: float, coloured: np.ndarra
     below than a stroke's break. `coloured` (n bools, when the frame has colour): blobs mostly more
     colourful than pen ink join only each other, and the others only each other: one pen wrote a digit,
     so the fingertips over a card stay apart from a black digit above them, even when any pen colour is
-    taken. Pairs are tested at once (numpy), then joined transitively.
+    taken. `hues` (n, radians, with `coloured`): colourful blobs join only those of about their hue (one
+    pen has one colour), so a pink stick does not join the skin of a hand. Pairs are tested at once (numpy),
+    then joined transitively.
     """
     x, y, w, h = (boxes[:, k].astype(np.int64) for k in range(4))
     right, bottom = x + w, y + h
@@ -381,6 +387,9 @@ def _merge_broken_strokes(boxes: np.ndarray, max_gap: float, coloured: np.ndarra
              & (union_w <= 1.15 * max_w) & (union_h <= 1.7 * max_h))
     if coloured is not None:
         joins &= coloured[:, None] == coloured[None]
+        if hues is not None:
+            apart = np.abs(np.angle(np.exp(1j * (hues[:, None] - hues[None]))))
+            joins &= ~(coloured[:, None] & (apart > MAX_PEN_HUE_SPREAD))
     parent = list(range(len(boxes)))
 
     def root(i: int) -> int:
@@ -630,6 +639,11 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
     colourful_blob = None  # per blob: mostly more colourful than pen ink (None: the frame has no colour)
     if colour is not None and candidates:
         coloured, not_pen = _colour_classes(colour, small, paper, config)
+        hue = cv2.cvtColor(colour, cv2.COLOR_BGR2HSV_FULL)[:, :, 0].astype(np.float32) * np.float32(2 * np.pi / 256)
+        coloured_labels = labels[not_pen & (mask > 0)]
+        hue_here = hue[not_pen & (mask > 0)]
+        blob_hue = np.angle(np.bincount(coloured_labels, np.cos(hue_here), minlength=count)
+                            + 1j * np.bincount(coloured_labels, np.sin(hue_here), minlength=count))
         # Blobs that are mostly not pen ink are dropped before any merging, so a digit is never joined
         # to the fingertips over the card. A photo takes any ink, but not at its border: what the
         # border cuts there is the cloth or table around the page.
@@ -646,7 +660,8 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
         boxes = stats[candidates, :4]
         scene = _Scene(config, small, flat, mask, labels, areas, coloured)
         kinds = None if colourful_blob is None else colourful_blob[candidates]
-        for group in _merge_broken_strokes(boxes, max_gap=0.08 * shorter, coloured=kinds):
+        hues = None if colourful_blob is None else blob_hue[candidates]
+        for group in _merge_broken_strokes(boxes, max_gap=0.08 * shorter, coloured=kinds, hues=hues):
             digit, refusal = _judge(scene, boxes, candidates, group)
             if digit is None and len(group) > 1:
                 # A merge is a guess: when the whole fails, its parts may still be digits on their own.

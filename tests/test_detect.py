@@ -10,7 +10,7 @@ from edge_app.detect import LIVE, STILL, Box, find_digit_regions, find_digits
 from conftest import needs_mnist
 
 
-def _card_scene(digits: list[np.ndarray], size=(480, 640), seed=0) -> np.ndarray:
+def _card_scene(digits: list[np.ndarray], size=(480, 640), seed=0, ink_bgr=(30, 30, 30)) -> np.ndarray:
     """A grey-green wall with uneven light and a white card carrying the MNIST digits as dark strokes."""
     rng = np.random.default_rng(seed)
     height, width = size
@@ -23,7 +23,7 @@ def _card_scene(digits: list[np.ndarray], size=(480, 640), seed=0) -> np.ndarray
     for i, digit in enumerate(digits):
         ink = cv2.resize(digit, (cell, cell), interpolation=cv2.INTER_CUBIC).astype(np.float32)[:, :, None] / 255
         y, x = top + cell // 2, left + cell // 2 + i * cell
-        frame[y:y + cell, x:x + cell] = frame[y:y + cell, x:x + cell] * (1 - ink) + 30 * ink
+        frame[y:y + cell, x:x + cell] = frame[y:y + cell, x:x + cell] * (1 - ink) + np.float32(ink_bgr) * ink
     frame += rng.normal(0, 3, frame.shape)
     return np.clip(frame, 0, 255).astype(np.uint8)
 
@@ -111,6 +111,33 @@ def test_fingertips_under_a_digit_stay_apart_when_any_pen_colour_is_taken(mnist_
         boxes = find_digit_regions(frame, config)
         assert len(boxes) == 1
         assert boxes[0].y + boxes[0].h <= finger_top + 4, config.any_pen_colour
+
+
+@needs_mnist
+def test_fingertips_under_a_green_digit_stay_apart(mnist_test):
+    """A green pen's digit and the skin of the fingertips below it are both colourful; they differ in hue, and
+    one pen has one colour, so they are not merged (with the option that takes any pen colour)."""
+    from dataclasses import replace
+
+    frame = _card_scene([mnist_test.images[3]], ink_bgr=(60, 150, 40))
+    cell = 480 // 4
+    finger_top = 480 // 3 + cell // 2 + cell + 6
+    for k in range(2):
+        x = 640 // 4 + cell // 2 + 45 + k * 20
+        cv2.line(frame, (x, finger_top), (x, finger_top + 24), (110, 140, 200), 12)
+    boxes = find_digit_regions(frame, replace(LIVE, any_pen_colour=True))
+    assert len(boxes) == 1 and boxes[0].y + boxes[0].h <= finger_top + 4
+
+
+def test_colourful_strokes_join_only_strokes_of_their_hue():
+    from edge_app.detect import _merge_broken_strokes
+
+    stacked = np.array([[100, 100, 40, 60], [105, 165, 35, 30]])  # a digit and the piece under it
+    colourful = np.array([True, True])
+    assert len(_merge_broken_strokes(stacked, 20, colourful, np.deg2rad([120, 125]))) == 1  # one green pen
+    assert len(_merge_broken_strokes(stacked, 20, colourful, np.deg2rad([120, 20]))) == 2  # green over skin
+    assert len(_merge_broken_strokes(stacked, 20, colourful, np.deg2rad([355, 5]))) == 1  # red wraps round
+    assert len(_merge_broken_strokes(stacked, 20, np.array([False, False]), np.deg2rad([120, 20]))) == 1  # pen ink
 
 
 @needs_mnist
