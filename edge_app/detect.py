@@ -83,6 +83,11 @@ class DetectorConfig:
     min_chroma: int = 20  # grey levels between a pixel's brightest and darkest channel before its hue counts
     max_ink_chroma: float = 0.7  # pen ink's colourfulness, at most this share of its contrast with the paper
     max_coloured_ink_share: float = 0.5  # of a blob's pixels that may be more colourful than pen ink
+    # Ink more colourful than a pen's (a red or green pen, with any_pen_colour) is read only on white or grey
+    # paper: three quarters of its ring's paper at most this saturated ((max - min) / max of B, G, R).
+    # Measured on rendered clips: 0.025 or less around 90% of red and green digits, above 0.1 around 93% of
+    # the room's coloured sticks and shapes (its tinted ground, or a shape peeking out beside a card).
+    max_coloured_ink_paper_saturation: float = 0.08
     crop_pad_share: float = 0.2  # the crop's margin around the ink, as a share of its longer side
     min_hole_brightness: float = 0.6  # non-ink inside the box, share of the way from ink up to paper
     min_box_brightness: float = 0.15  # likewise, for the level under which max_box_ink_share of the box lies:
@@ -115,11 +120,13 @@ class DetectorConfig:
 
 LIVE = DetectorConfig()
 # A photo: digits from 2% of the shorter side on a 1280-px working copy, tight crops, any pen and paper
-# colour, a contrast floor relative to the paper (dim light, pencil), light-on-dark read inverted.
+# colour (coloured ink on tinted paper too: a photo is of the page, and the light tints it; real photos lose
+# 15 of 480 digits when coloured ink must sit on white paper), a contrast floor relative to the paper (dim
+# light, pencil), light-on-dark read inverted.
 STILL = DetectorConfig(working_size=1280, min_digit_share=0.02, max_digit_share=1.0, min_border_digit_share=0.6,
                        min_fill=0.025, min_speck_share=0.1, min_grey_contrast=16, min_grey_contrast_share=0.1,
                        any_pen_colour=True, max_white_gain=2.5, max_candidates=600, either_polarity=True,
-                       long_pale_lines=True)
+                       long_pale_lines=True, max_coloured_ink_paper_saturation=1.0)
 
 
 def config_with(base: DetectorConfig, overrides: dict[str, str]) -> DetectorConfig:
@@ -204,6 +211,8 @@ class _Scene:
     labels: np.ndarray  # (h, w) int32 blob labels of `mask`
     areas: np.ndarray  # ink pixels per label
     coloured: np.ndarray  # (h, w) bool: colourful pixels (skin, paint, objects, a blue pen's ink), never paper
+    colour: np.ndarray | None = None  # (h, w, 3) uint8 BGR at the working size; None for a grey frame
+    chroma: np.ndarray | None = None  # (h, w) uint8 max - min of B, G, R (white-balanced when that is less)
 
 
 def _working_copy(gray: np.ndarray, size: int) -> tuple[np.ndarray, float]:
@@ -492,8 +501,9 @@ def _hues(colour: np.ndarray, config: DetectorConfig) -> tuple[np.ndarray, np.nd
 
 
 def _colour_classes(colour: np.ndarray, small: np.ndarray, paper: np.ndarray, config: DetectorConfig
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(coloured, not pen ink), each (h, w) bool: what is not paper, and what no black, grey or blue pen wrote.
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(coloured, not pen ink, chroma): what is not paper and what no black, grey or blue pen wrote, each
+    (h, w) bool, and each pixel's max - min of B, G, R ((h, w) uint8).
 
     A pixel counts as coloured only when it is coloured both as the camera saw it and white-balanced
     on the frame's brightest pixels: the balance rescues white paper under a coloured light, and the
@@ -512,12 +522,13 @@ def _colour_classes(colour: np.ndarray, small: np.ndarray, paper: np.ndarray, co
     # The cost: a red or green pen's digits are refused. (The closing never lies below the pixel.)
     darkness = cv2.subtract(paper, small)
     as_colourful_as_dark = chroma > cv2.convertScaleAbs(darkness, alpha=config.max_ink_chroma)
-    return coloured, coloured & (not_blue | as_colourful_as_dark)
+    return coloured, coloured & (not_blue | as_colourful_as_dark), chroma
 
 
-def _paper_problem(scene: _Scene, own: np.ndarray, box: tuple[int, int, int, int]) -> tuple[float | None, str | None]:
-    """(the paper's grey level, None) when the ring around `box` is light, even paper darker ink sits on;
-    else (None, why not).
+def _paper_problem(scene: _Scene, own: np.ndarray, box: tuple[int, int, int, int],
+                   coloured_ink: bool = False) -> tuple[float | None, str | None]:
+    """(the paper's grey level, None) when the ring around `box` is light, even paper darker ink sits on
+    (white or grey paper, for `coloured_ink`); else (None, why not).
 
     `own` is the digit's own ink (bool, same shape as `scene.small`); ink of other blobs in the ring (a
     neighbouring digit) is left out of the paper statistics but counts against the paper share. Levels
@@ -549,6 +560,11 @@ def _paper_problem(scene: _Scene, own: np.ndarray, box: tuple[int, int, int, int
     ink_levels = window[own_here]
     if len(paper_levels) < 8 or len(ink_levels) == 0:
         return None, "not on paper"
+    # Coloured sticks and shapes around a room read as 1s and 7s; a coloured pen writes on a card.
+    if coloured_ink and scene.colour is not None:
+        brightest = np.maximum(scene.colour[rows, cols][paper].max(axis=1), 1).astype(np.float32)
+        if np.percentile(scene.chroma[rows, cols][paper] / brightest, 75) > config.max_coloured_ink_paper_saturation:
+            return None, "coloured ink off white paper"
     p10, paper_level, p90 = _levels(paper_levels, (0.1, 0.5, 0.9))
     ink_level = _levels(ink_levels, (0.5,))[0]
     contrast = paper_level - ink_level
@@ -577,9 +593,9 @@ def _paper_problem(scene: _Scene, own: np.ndarray, box: tuple[int, int, int, int
     return grey_paper, None
 
 
-def _judge(scene: _Scene, boxes: np.ndarray, candidates: list[int], group: list[int]):
+def _judge(scene: _Scene, boxes: np.ndarray, candidates: list[int], group: list[int], coloured_ink: bool = False):
     """((box, own ink mask, paper level), None) when the blobs in `group` together look like a digit on
-    paper, else (None, (box, reason))."""
+    paper, else (None, (box, reason)). `coloured_ink`: the blobs are more colourful than pen ink."""
     box = _group_box(boxes, group)
     members = [candidates[i] for i in group]
     problem = _shape_problem(box, int(scene.areas[members].sum()), scene.small.shape, scene.config)
@@ -588,7 +604,7 @@ def _judge(scene: _Scene, boxes: np.ndarray, candidates: list[int], group: list[
     x, y, w, h = box
     own = np.zeros(scene.small.shape, bool)
     own[y:y + h, x:x + w] = np.isin(scene.labels[y:y + h, x:x + w], members)
-    paper_grey, problem = _paper_problem(scene, own, box)
+    paper_grey, problem = _paper_problem(scene, own, box, coloured_ink)
     if problem:
         return None, (box, problem)
     return (box, own, paper_grey), None
@@ -634,11 +650,11 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
                      for i in candidates[order[config.max_candidates:]]]
         candidates = np.sort(candidates[order[:config.max_candidates]])
     candidates = [int(i) for i in candidates]
-    coloured = np.zeros(small.shape, bool)
+    coloured, chroma = np.zeros(small.shape, bool), None
     colour = _colour_copy(frame, small.shape)
     colourful_blob = None  # per blob: mostly more colourful than pen ink (None: the frame has no colour)
     if colour is not None and candidates:
-        coloured, not_pen = _colour_classes(colour, small, paper, config)
+        coloured, not_pen, chroma = _colour_classes(colour, small, paper, config)
         hue = cv2.cvtColor(colour, cv2.COLOR_BGR2HSV_FULL)[:, :, 0].astype(np.float32) * np.float32(2 * np.pi / 256)
         coloured_labels = labels[not_pen & (mask > 0)]
         hue_here = hue[not_pen & (mask > 0)]
@@ -658,15 +674,16 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
     found = []
     if candidates:
         boxes = stats[candidates, :4]
-        scene = _Scene(config, small, flat, mask, labels, areas, coloured)
+        scene = _Scene(config, small, flat, mask, labels, areas, coloured, colour if chroma is not None else None, chroma)
         kinds = None if colourful_blob is None else colourful_blob[candidates]
         hues = None if colourful_blob is None else blob_hue[candidates]
         for group in _merge_broken_strokes(boxes, max_gap=0.08 * shorter, coloured=kinds, hues=hues):
-            digit, refusal = _judge(scene, boxes, candidates, group)
+            coloured_ink = kinds is not None and bool(kinds[group[0]])  # a group is all colourful or none
+            digit, refusal = _judge(scene, boxes, candidates, group, coloured_ink)
             if digit is None and len(group) > 1:
                 # A merge is a guess: when the whole fails, its parts may still be digits on their own.
                 for i in group:
-                    part, part_refusal = _judge(scene, boxes, candidates, [i])
+                    part, part_refusal = _judge(scene, boxes, candidates, [i], coloured_ink)
                     if part is not None:
                         found.append(part)
                     elif part_refusal[1] != "too small":

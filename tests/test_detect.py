@@ -129,6 +129,23 @@ def test_fingertips_under_a_green_digit_stay_apart(mnist_test):
     assert len(boxes) == 1 and boxes[0].y + boxes[0].h <= finger_top + 4
 
 
+@pytest.mark.parametrize("wall_bgr", [(150, 110, 170), (120, 150, 140)], ids=["mauve_wall", "green_grey_wall"])
+@pytest.mark.parametrize("on_card", [True, False], ids=["on_the_card", "on_the_wall"])
+def test_a_red_stroke_is_read_on_white_paper_only(wall_bgr, on_card):
+    """With any pen colour taken, a red stroke (a 1, or a stick in the room) is read on the white card; on the
+    tinted wall beside it, it is a stick. (A frame that is all wall is taken for coloured paper: the white
+    balance makes its brightest pixels grey.)"""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(2)
+    frame = np.full((480, 640, 3), wall_bgr, np.float32)
+    frame[100:380, 60:300] = 225
+    x = 180 if on_card else 470
+    cv2.line(frame, (x - 10, 170), (x + 10, 310), (40, 40, 190), 9, cv2.LINE_AA)
+    frame = np.clip(frame + rng.normal(0, 4, frame.shape), 0, 255).astype(np.uint8)
+    assert len(find_digit_regions(frame, replace(LIVE, any_pen_colour=True))) == int(on_card)
+
+
 def test_colourful_strokes_join_only_strokes_of_their_hue():
     from edge_app.detect import _merge_broken_strokes
 
