@@ -416,6 +416,9 @@ def _merge_broken_strokes(boxes: np.ndarray, max_gap: float, coloured: np.ndarra
 
 
 def _group_box(boxes: np.ndarray, group: list[int]) -> tuple[int, int, int, int]:
+    if len(group) == 1:  # most groups: no array reductions (a cluttered frame judges hundreds per second)
+        x, y, w, h = boxes[group[0]]
+        return int(x), int(y), int(w), int(h)
     part = boxes[group]
     left, top = part[:, 0].min(), part[:, 1].min()
     right, bottom = (part[:, 0] + part[:, 2]).max(), (part[:, 1] + part[:, 3]).max()
@@ -554,7 +557,8 @@ def _paper_problem(scene: _Scene, own: np.ndarray, box: tuple[int, int, int, int
     # Most of the ring is paper. Ink of other blobs (a neighbouring digit, a finger's edge) and coloured
     # pixels (fingers over the card) count half against it: a digit beside the fingers is still read,
     # a dark blob on a coloured wall is not. A ring the frame's edge cuts off counts as it is.
-    if paper.sum() < config.min_paper_share * ring.sum() - 0.5 * (other_ink.sum() + occluded.sum()):
+    if (np.count_nonzero(paper) < config.min_paper_share * (ring.size - w * h)
+            - 0.5 * (np.count_nonzero(other_ink) + np.count_nonzero(occluded))):
         return None, "not on paper"
     paper_levels = window[paper]
     ink_levels = window[own_here]
@@ -598,12 +602,13 @@ def _judge(scene: _Scene, boxes: np.ndarray, candidates: list[int], group: list[
     paper, else (None, (box, reason)). `coloured_ink`: the blobs are more colourful than pen ink."""
     box = _group_box(boxes, group)
     members = [candidates[i] for i in group]
-    problem = _shape_problem(box, int(scene.areas[members].sum()), scene.small.shape, scene.config)
+    problem = _shape_problem(box, sum(int(scene.areas[m]) for m in members), scene.small.shape, scene.config)
     if problem:
         return None, (box, problem)
     x, y, w, h = box
     own = np.zeros(scene.small.shape, bool)
-    own[y:y + h, x:x + w] = np.isin(scene.labels[y:y + h, x:x + w], members)
+    window = scene.labels[y:y + h, x:x + w]
+    own[y:y + h, x:x + w] = window == members[0] if len(members) == 1 else np.isin(window, members)
     paper_grey, problem = _paper_problem(scene, own, box, coloured_ink)
     if problem:
         return None, (box, problem)
