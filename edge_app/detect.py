@@ -462,6 +462,13 @@ def _levels(values: np.ndarray, shares: tuple[float, ...]) -> list[float]:
     return [float(np.searchsorted(cumulative, share * cumulative[-1])) for share in shares]
 
 
+def _blob_hues(colour: np.ndarray, colourful_ink: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """Each blob's mean hue in radians (circular), over its colourful ink pixels (0 for a blob with none)."""
+    hue = cv2.cvtColor(colour, cv2.COLOR_BGR2HSV_FULL)[:, :, 0][colourful_ink].astype(np.float32) * np.float32(2 * np.pi / 256)
+    owners = labels[colourful_ink]
+    return np.angle(np.bincount(owners, np.cos(hue), minlength=count) + 1j * np.bincount(owners, np.sin(hue), minlength=count))
+
+
 def _colour_copy(frame: np.ndarray, small_shape: tuple[int, int]) -> np.ndarray | None:
     """The frame's BGR pixels at the working copy's size (nearest: no blending of ink with paper); None for grey."""
     if frame.ndim != 3 or frame.shape[2] < 3 or frame.dtype != np.uint8:
@@ -660,11 +667,6 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
     colourful_blob = None  # per blob: mostly more colourful than pen ink (None: the frame has no colour)
     if colour is not None and candidates:
         coloured, not_pen, chroma = _colour_classes(colour, small, paper, config)
-        hue = cv2.cvtColor(colour, cv2.COLOR_BGR2HSV_FULL)[:, :, 0].astype(np.float32) * np.float32(2 * np.pi / 256)
-        coloured_labels = labels[not_pen & (mask > 0)]
-        hue_here = hue[not_pen & (mask > 0)]
-        blob_hue = np.angle(np.bincount(coloured_labels, np.cos(hue_here), minlength=count)
-                            + 1j * np.bincount(coloured_labels, np.sin(hue_here), minlength=count))
         # Blobs that are mostly not pen ink are dropped before any merging, so a digit is never joined
         # to the fingertips over the card. A photo takes any ink, but not at its border: what the
         # border cuts there is the cloth or table around the page.
@@ -681,7 +683,7 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
         boxes = stats[candidates, :4]
         scene = _Scene(config, small, flat, mask, labels, areas, coloured, colour if chroma is not None else None, chroma)
         kinds = None if colourful_blob is None else colourful_blob[candidates]
-        hues = None if colourful_blob is None else blob_hue[candidates]
+        hues = _blob_hues(colour, not_pen & (mask > 0), labels, count)[candidates] if kinds is not None and kinds.any() else None
         for group in _merge_broken_strokes(boxes, max_gap=0.08 * shorter, coloured=kinds, hues=hues):
             coloured_ink = kinds is not None and bool(kinds[group[0]])  # a group is all colourful or none
             digit, refusal = _judge(scene, boxes, candidates, group, coloured_ink)
