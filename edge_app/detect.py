@@ -84,10 +84,10 @@ class DetectorConfig:
     max_ink_chroma: float = 0.7  # pen ink's colourfulness, at most this share of its contrast with the paper
     max_coloured_ink_share: float = 0.5  # of a blob's pixels that may be more colourful than pen ink
     # Ink more colourful than a pen's (a red or green pen, with any_pen_colour) is read only on white or grey
-    # paper: three quarters of its ring's paper at most this saturated ((max - min) / max of B, G, R).
-    # Measured on rendered clips: 0.025 or less around 90% of red and green digits, above 0.1 around 93% of
-    # the room's coloured sticks and shapes (its tinted ground, or a shape peeking out beside a card).
-    max_coloured_ink_paper_saturation: float = 0.08
+    # paper: nine tenths of its ring's paper at most this saturated ((max - min) / max of B, G, R). Measured
+    # on rendered clips: 0.042 or less around 90% of red and green digits, above 0.1 around 97% of the room's
+    # coloured sticks and shapes (its tinted ground, or a shape peeking out beside a card).
+    max_coloured_ink_paper_saturation: float = 0.1
     crop_pad_share: float = 0.2  # the crop's margin around the ink, as a share of its longer side
     min_hole_brightness: float = 0.6  # non-ink inside the box, share of the way from ink up to paper
     min_box_brightness: float = 0.15  # likewise, for the level under which max_box_ink_share of the box lies:
@@ -574,7 +574,7 @@ def _paper_problem(scene: _Scene, own: np.ndarray, box: tuple[int, int, int, int
     # Coloured sticks and shapes around a room read as 1s and 7s; a coloured pen writes on a card.
     if coloured_ink and scene.colour is not None:
         brightest = np.maximum(scene.colour[rows, cols][paper].max(axis=1), 1).astype(np.float32)
-        if np.percentile(scene.chroma[rows, cols][paper] / brightest, 75) > config.max_coloured_ink_paper_saturation:
+        if np.percentile(scene.chroma[rows, cols][paper] / brightest, 90) > config.max_coloured_ink_paper_saturation:
             return None, "coloured ink off white paper"
     p10, paper_level, p90 = _levels(paper_levels, (0.1, 0.5, 0.9))
     ink_level = _levels(ink_levels, (0.5,))[0]
