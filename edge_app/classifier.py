@@ -88,6 +88,14 @@ def with_reject_bias(probabilities: np.ndarray, reject_class: int, bias: float) 
     return softmax(logits)
 
 
+def prior_shift(trained_share: float | None, share: float) -> float:
+    """What to add to a class's logit where it is `share` of what is read instead of its `trained_share` of the
+    training examples: the difference of their log-odds; 0 when the training share is unknown."""
+    if trained_share is None:
+        return 0.0
+    return float(np.log(share / (1 - share)) - np.log(trained_share / (1 - trained_share)))
+
+
 class Classifier(ABC):
     """A loaded model. Subclasses implement `_forward` on a prepared float batch."""
 

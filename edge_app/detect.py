@@ -681,7 +681,7 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
     found = []
     if candidates:
         boxes = stats[candidates, :4]
-        scene = _Scene(config, small, flat, mask, labels, areas, coloured, colour if chroma is not None else None, chroma)
+        scene = _Scene(config, small, flat, mask, labels, areas, coloured, colour, chroma)  # colour: None for grey
         kinds = None if colourful_blob is None else colourful_blob[candidates]
         hues = _blob_hues(colour, not_pen & (mask > 0), labels, count)[candidates] if kinds is not None and kinds.any() else None
         for group in _merge_broken_strokes(boxes, max_gap=0.08 * shorter, coloured=kinds, hues=hues):

@@ -25,7 +25,7 @@ from typing import Protocol, Sequence
 import cv2
 import numpy as np
 
-from edge_app.classifier import MAX_THREADS, Classifier, ModelError, Prediction, load_classifier
+from edge_app.classifier import MAX_THREADS, Classifier, ModelError, Prediction, load_classifier, prior_shift
 from edge_app.detect import (
     LIVE,
     MIN_FRAME_SIZE,
@@ -399,14 +399,6 @@ def _small_grey(frame: np.ndarray, size: int) -> np.ndarray:
         return coarse
     # At least one pixel each way: a strip of a still (1 x 5000) must shrink, not fail.
     return cv2.resize(coarse, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
-
-
-def prior_shift(trained_share: float | None, share: float) -> float:
-    """What to add to a class's logit where it is `share` of what is read instead of its `trained_share` of the
-    training examples: the difference of their log-odds; 0 when the training share is unknown."""
-    if trained_share is None:
-        return 0.0
-    return float(np.log(share / (1 - share)) - np.log(trained_share / (1 - trained_share)))
 
 
 def _box_normalised(ink: tuple[int, int, int, int], shape: tuple[int, ...]) -> bool:

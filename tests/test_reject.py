@@ -71,7 +71,8 @@ def test_a_model_s_training_share_of_non_digits_sets_the_tiny_still_prior(tmp_pa
     prior shift is computed from it: a model without it keeps its own prior, a 10-class model has none."""
     import shutil
 
-    from edge_app.run import TINY_STILL_NOT_DIGIT_SHARE, DigitPipeline, prior_shift
+    from edge_app.classifier import prior_shift
+    from edge_app.run import TINY_STILL_NOT_DIGIT_SHARE, DigitPipeline
 
     training = json.loads((MODELS / "cnn.train.json").read_text())
     share = training["train_not_digit_images"] / training["train_images"]
