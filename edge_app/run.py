@@ -169,6 +169,11 @@ class _Reading:
     def confident(self, min_confidence: float) -> float:
         return sum(r.confidence for r in self.readings if r.confidence >= min_confidence)
 
+    def digit_boxes(self) -> list[list[int]]:
+        """The upright boxes of the regions the model takes for digits: only they show which way the writing
+        runs (a fingertip or the card's edge that it calls "not a digit" would turn a level number)."""
+        return [box for reading, box in zip(self.readings, self.upright) if reading.is_digit]
+
 
 @dataclass
 class DigitPipeline:
@@ -204,18 +209,18 @@ class DigitPipeline:
         look = self._look(frame, config, cut_touching=False)
         if still:
             look = self._read_whole(frame, look)
-        angle = writing_angle(look.upright)
-        if len(look.readings) >= MIN_TURN_DIGITS and abs(angle) >= MIN_TURN_DEGREES:
+        angle = writing_angle(look.digit_boxes())
+        if len(look.digit_boxes()) >= MIN_TURN_DIGITS and abs(angle) >= MIN_TURN_DEGREES:
             # Writing that is not level: read the frame turned back upright. Writing that runs up or down
             # the frame could be turned either way; the turn whose digits the model is surer of wins.
             # The frame as it is competes only when no turn reads anything: tilted digits read as digits too
             # (a 1 turned 30 degrees), but fewer and less surely than upright ones.
             turns = [angle] + ([angle - 180 if angle > 0 else angle + 180] if abs(angle) > 60 else [])
-            found = [r.ink.as_list() for r in look.readings]
+            found = [r.ink.as_list() for r in look.readings if r.is_digit]
             turned = max((self._look(frame, config, turn, found) for turn in turns),
                          key=lambda candidate: candidate.confident(self.min_confidence))
             look = turned if turned.confident(self.min_confidence) > 0 else look
-            angle = writing_angle(look.upright)
+            angle = writing_angle(look.digit_boxes())
         if not look.angle:
             look = self._cut_touching(look)
         if still:

@@ -160,6 +160,31 @@ def test_two_lines_turned_on_the_page_are_followed():
     assert lines_text(read_lines(digits, [0.9] * 8, boxes, 0.5, angle)) == "0123\n4567"
 
 
+@needs_mnist
+@needs_model
+def test_a_mark_the_model_calls_no_digit_does_not_turn_a_level_number(mnist_test):
+    """Only what the model reads as digits shows which way the writing runs: a star drawn under the 3 of a
+    level "39" (a fingertip at a card's edge, live) once made the writing look vertical, and the frame was
+    read turned by 90 degrees as "0"."""
+    import cv2
+
+    from edge_app.classifier import load_classifier
+    from edge_app.run import DigitPipeline
+
+    from rendering import render_on_paper
+
+    frame = np.full((480, 640, 3), 232, np.uint8)
+    for digit, centre_x in ((3, 260), (9, 400)):
+        image = mnist_test.images[np.flatnonzero(mnist_test.labels == digit)[0]]
+        frame = np.minimum(frame, render_on_paper(image, (480, 640), 120, (200, centre_x), paper=232, ink=30))
+    for degrees in (0, 60, 120):
+        dx, dy = 24 * np.cos(np.radians(degrees)), 24 * np.sin(np.radians(degrees))
+        cv2.line(frame, (int(262 - dx), int(282 - dy)), (int(262 + dx), int(282 + dy)), (30, 30, 30), 6, cv2.LINE_AA)
+    result = DigitPipeline(load_classifier(MODEL)).process(frame)
+    assert any(not reading.is_digit for reading in result.digits), "the star should be found and called no digit"
+    assert (result.text, result.angle) == ("39", 0.0)
+
+
 @needs_model
 def test_folder_of_close_up_digits_is_read_image_by_image():
     """Still images are separate scenes: each is read on its own (no vote), even a digit filling the frame."""
