@@ -18,7 +18,7 @@ every refused candidate with the test that refused it (`--debug`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 import cv2
 import numpy as np
@@ -78,6 +78,13 @@ class DetectorConfig:
     # ink of any hue (a red pen) and takes its brightest pixels' colour as the paper's (a yellow note).
     any_pen_colour: bool = False
     max_white_gain: float = 1.6  # white balance amplifies no channel more than this (a yellow note needs ~2)
+    # With any_pen_colour, the brightest pixels' colour is taken for the paper's only when at least this share
+    # of them is of one colour (B/G and R/G within paper_colour_tolerance of their medians): a sheet of paper
+    # is one colour, while a room's brightest things are many, and balancing them grey made its tinted walls
+    # paper (rendered clips: 44-57% or more in 95% of frames showing a yellow or pink card; 5-29% in half of
+    # the empty frames).
+    min_paper_colour_share: float = 0.35
+    paper_colour_tolerance: float = 0.06
     white_share: float = 0.1  # the brightest share of the frame, taken to be white paper under the scene's light
     illuminant_slope: float = 0.15  # a lamp's cast: R/G - 1 at least this share of 1 - B/G (or cold: the reverse)
     min_chroma: int = 20  # grey levels between a pixel's brightest and darkest channel before its hue counts
@@ -213,6 +220,17 @@ class _Scene:
     coloured: np.ndarray  # (h, w) bool: colourful pixels (skin, paint, objects, a blue pen's ink), never paper
     colour: np.ndarray | None = None  # (h, w, 3) uint8 BGR at the working size; None for a grey frame
     chroma: np.ndarray | None = None  # (h, w) uint8 max - min of B, G, R (white-balanced when that is less)
+    paper_sums: np.ndarray = field(init=False)  # (h + 1, w + 1) integral image of the pixels neither ink nor coloured
+
+    def __post_init__(self):
+        # Most blobs of a cluttered room fail the first paper test; counted on an integral image, they
+        # cost a few lookups each instead of their ring's pixels.
+        object.__setattr__(self, "paper_sums", cv2.integral(((self.mask == 0) & ~self.coloured).view(np.uint8)))
+
+    def paper_count(self, top: int, left: int, bottom: int, right: int) -> int:
+        """Pixels neither ink nor coloured in rows top:bottom, columns left:right."""
+        sums = self.paper_sums
+        return int(sums[bottom, right] - sums[top, right] - sums[bottom, left] + sums[top, left])
 
 
 def _working_copy(gray: np.ndarray, size: int) -> tuple[np.ndarray, float]:
@@ -464,7 +482,11 @@ def _levels(values: np.ndarray, shares: tuple[float, ...]) -> list[float]:
 
 def _blob_hues(colour: np.ndarray, colourful_ink: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
     """Each blob's mean hue in radians (circular), over its colourful ink pixels (0 for a blob with none)."""
-    hue = cv2.cvtColor(colour, cv2.COLOR_BGR2HSV_FULL)[:, :, 0][colourful_ink].astype(np.float32) * np.float32(2 * np.pi / 256)
+    # Only the colourful ink's pixels are converted (a few percent of the frame), as one (n, 1) image.
+    pixels = colour[colourful_ink][:, None, :]
+    if len(pixels) == 0:
+        return np.zeros(count)
+    hue = cv2.cvtColor(pixels, cv2.COLOR_BGR2HSV_FULL)[:, 0, 0].astype(np.float32) * np.float32(2 * np.pi / 256)
     owners = labels[colourful_ink]
     return np.angle(np.bincount(owners, np.cos(hue), minlength=count) + 1j * np.bincount(owners, np.sin(hue), minlength=count))
 
@@ -486,14 +508,18 @@ def _white_balanced(colour: np.ndarray, small: np.ndarray, config: DetectorConfi
     """
     sample, sample_colour = small[::2, ::2], colour[::2, ::2]
     bright = sample_colour[sample >= _levels(sample.ravel(), (1 - config.white_share,))[0]].astype(np.float32) + 1.0
-    blue_cast, red_cast = np.median(bright[:, 0] / bright[:, 1]), np.median(bright[:, 2] / bright[:, 1])
+    blue_green, red_green = bright[:, 0] / bright[:, 1], bright[:, 2] / bright[:, 1]
+    blue_cast, red_cast = np.median(blue_green), np.median(red_green)
     # Light is warm (less blue, more red than green) or cold (the reverse), the two moving together.
     # Bright pixels of any other hue (an olive, green or magenta wall) are no white paper under a
     # lamp: leave the colours alone. In a still photo the brightest pixels are the page itself, which
-    # may be a yellow note, pink or kraft paper: `any_pen_colour` takes their colour as the paper's.
+    # may be a yellow note, pink or kraft paper: `any_pen_colour` takes their colour as the paper's, when
+    # enough of them are of one colour (`min_paper_colour_share`).
     warm = blue_cast < 1.0 and red_cast - 1.0 >= config.illuminant_slope * (1.0 - blue_cast)
     cold = red_cast < 1.0 and blue_cast - 1.0 >= config.illuminant_slope * (1.0 - red_cast)
-    if not (warm or cold or config.any_pen_colour):
+    one_colour = np.mean((np.abs(blue_green - blue_cast) <= config.paper_colour_tolerance)
+                         & (np.abs(red_green - red_cast) <= config.paper_colour_tolerance))
+    if not (warm or cold or (config.any_pen_colour and one_colour >= config.min_paper_colour_share)):
         return None
     cast = np.array([blue_cast, 1.0, red_cast])
     return cv2.transform(colour, np.diag(np.minimum(cast.max() / cast, config.max_white_gain)))
@@ -535,38 +561,52 @@ def _colour_classes(colour: np.ndarray, small: np.ndarray, paper: np.ndarray, co
     return coloured, coloured & (not_blue | as_colourful_as_dark), chroma
 
 
+def _ring_window(scene: _Scene, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right): `box` grown by its ring of paper, cut off at the frame's edge."""
+    x, y, w, h = box
+    pad = max(2, int(scene.config.ring_share * h))
+    return (max(0, y - pad), max(0, x - pad),
+            min(scene.small.shape[0], y + h + pad), min(scene.small.shape[1], x + w + pad))
+
+
+def _ring_problem(scene: _Scene, box: tuple[int, int, int, int]) -> str | None:
+    """"not on paper" when too little of the ring around `box` is paper, else None.
+
+    Most of the ring must be paper. Ink of other blobs (a neighbouring digit, a finger's edge) and coloured
+    pixels (fingers over the card) count half against it: a digit beside the fingers is still read, a dark
+    blob on a coloured wall is not. A ring the frame's edge cuts off counts as it is. (Paper is white or
+    grey whatever the light; colourful pixels are something else: the fingers holding the card, a painted
+    wall, an object. The ring holds paper, other ink and colourful pixels only.) Counted on the scene's
+    integral image: most of a cluttered room's blobs end here, at the cost of a few lookups.
+    """
+    x, y, w, h = box
+    top, left, bottom, right = _ring_window(scene, box)
+    ring_size = (bottom - top) * (right - left) - w * h
+    paper_size = scene.paper_count(top, left, bottom, right) - scene.paper_count(y, x, y + h, x + w)
+    if paper_size < scene.config.min_paper_share * ring_size - 0.5 * (ring_size - paper_size):
+        return "not on paper"
+    return None
+
+
 def _paper_problem(scene: _Scene, own: np.ndarray, box: tuple[int, int, int, int],
                    coloured_ink: bool = False) -> tuple[float | None, str | None]:
-    """(the paper's grey level, None) when the ring around `box` is light, even paper darker ink sits on
-    (white or grey paper, for `coloured_ink`); else (None, why not).
+    """(the paper's grey level, None) when the ring around `box`, mostly paper (`_ring_problem`), is light,
+    even paper darker ink sits on (white or grey paper, for `coloured_ink`); else (None, why not).
 
     `own` is the digit's own ink (bool, same shape as `scene.small`); ink of other blobs in the ring (a
-    neighbouring digit) is left out of the paper statistics but counts against the paper share. Levels
-    are read on the paper-normalised copy, so a shadow across the card is not uneven paper.
+    neighbouring digit) is left out of the paper statistics. Levels are read on the paper-normalised copy,
+    so a shadow across the card is not uneven paper.
     """
     config = scene.config
     x, y, w, h = box
-    pad = max(2, int(config.ring_share * h))
-    top, left = max(0, y - pad), max(0, x - pad)
-    bottom, right = min(scene.small.shape[0], y + h + pad), min(scene.small.shape[1], x + w + pad)
+    top, left, bottom, right = _ring_window(scene, box)
     rows, cols = slice(top, bottom), slice(left, right)
     window = scene.flat[rows, cols]
     ink_here = scene.mask[rows, cols] > 0
     own_here = own[rows, cols]
     ring = np.ones(window.shape, bool)
     ring[y - top:y - top + h, x - left:x - left + w] = False
-    # Paper is white or grey whatever the light; colourful pixels are something else: the fingers
-    # holding the card, a painted wall, an object.
-    coloured = scene.coloured[rows, cols]
-    paper = ring & ~ink_here & ~coloured
-    other_ink = ring & ink_here & ~own_here
-    occluded = ring & ~ink_here & coloured
-    # Most of the ring is paper. Ink of other blobs (a neighbouring digit, a finger's edge) and coloured
-    # pixels (fingers over the card) count half against it: a digit beside the fingers is still read,
-    # a dark blob on a coloured wall is not. A ring the frame's edge cuts off counts as it is.
-    if (np.count_nonzero(paper) < config.min_paper_share * (ring.size - w * h)
-            - 0.5 * (np.count_nonzero(other_ink) + np.count_nonzero(occluded))):
-        return None, "not on paper"
+    paper = ring & ~ink_here & ~scene.coloured[rows, cols]
     paper_levels = window[paper]
     ink_levels = window[own_here]
     if len(paper_levels) < 8 or len(ink_levels) == 0:
@@ -609,7 +649,8 @@ def _judge(scene: _Scene, boxes: np.ndarray, candidates: list[int], group: list[
     paper, else (None, (box, reason)). `coloured_ink`: the blobs are more colourful than pen ink."""
     box = _group_box(boxes, group)
     members = [candidates[i] for i in group]
-    problem = _shape_problem(box, sum(int(scene.areas[m]) for m in members), scene.small.shape, scene.config)
+    problem = (_shape_problem(box, sum(int(scene.areas[m]) for m in members), scene.small.shape, scene.config)
+               or _ring_problem(scene, box))
     if problem:
         return None, (box, problem)
     x, y, w, h = box

@@ -169,10 +169,9 @@ class _Reading:
     def confident(self, min_confidence: float) -> float:
         return sum(r.confidence for r in self.readings if r.confidence >= min_confidence)
 
-    def digit_boxes(self) -> list[list[int]]:
-        """The upright boxes of the regions the model takes for digits: only they show which way the writing
-        runs (a fingertip or the card's edge that it calls "not a digit" would turn a level number)."""
-        return [box for reading, box in zip(self.readings, self.upright) if reading.is_digit]
+    def sure_boxes(self, min_confidence: float) -> list[list[int]]:
+        """The upright boxes of the digits read at `min_confidence` or more."""
+        return [box for reading, box in zip(self.readings, self.upright) if reading.confidence >= min_confidence]
 
 
 @dataclass
@@ -209,18 +208,21 @@ class DigitPipeline:
         look = self._look(frame, config, cut_touching=False)
         if still:
             look = self._read_whole(frame, look)
-        angle = writing_angle(look.digit_boxes())
-        if len(look.digit_boxes()) >= MIN_TURN_DIGITS and abs(angle) >= MIN_TURN_DEGREES:
-            # Writing that is not level: read the frame turned back upright. Writing that runs up or down
-            # the frame could be turned either way; the turn whose digits the model is surer of wins.
-            # The frame as it is competes only when no turn reads anything: tilted digits read as digits too
-            # (a 1 turned 30 degrees), but fewer and less surely than upright ones.
+        angle = writing_angle(look.upright)
+        if len(look.readings) >= MIN_TURN_DIGITS and abs(angle) >= MIN_TURN_DEGREES:
+            # Writing that is not level, by every region found (the model calls most digits turned on their
+            # side "not a digit"): read the frame turned back upright. Writing that runs up or down the frame
+            # could be turned either way; the turn whose digits the model is surer of wins, when it is surer
+            # of them than of the frame as it is: tilted digits read as digits too (a 1 turned 30 degrees) but
+            # fewer and less surely than upright ones, while a level number with a mark beside it that the
+            # model calls no digit (a fingertip at a card's edge) reads surer as it is.
             turns = [angle] + ([angle - 180 if angle > 0 else angle + 180] if abs(angle) > 60 else [])
-            found = [r.ink.as_list() for r in look.readings if r.is_digit]
+            found = [r.ink.as_list() for r in look.readings]
             turned = max((self._look(frame, config, turn, found) for turn in turns),
                          key=lambda candidate: candidate.confident(self.min_confidence))
-            look = turned if turned.confident(self.min_confidence) > 0 else look
-            angle = writing_angle(look.digit_boxes())
+            look = turned if turned.confident(self.min_confidence) > look.confident(self.min_confidence) else look
+        # The lines follow the digits that are read; the regions below the gate say nothing of their direction.
+        angle = writing_angle(look.sure_boxes(self.min_confidence))
         if not look.angle:
             look = self._cut_touching(look)
         if still:

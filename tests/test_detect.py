@@ -146,6 +146,31 @@ def test_a_red_stroke_is_read_on_white_paper_only(wall_bgr, on_card):
     assert len(find_digit_regions(frame, replace(LIVE, any_pen_colour=True))) == int(on_card)
 
 
+def _room_of_pale_things(wall_bgr, card_bgr=None) -> np.ndarray:
+    """A tinted wall with pale things of five colours on it, a dark stroke in the middle (a stick, or a 1 on
+    the card when there is one)."""
+    rng = np.random.default_rng(3)
+    frame = np.full((480, 640, 3), wall_bgr, np.float32)
+    for (x, y), colour in zip(((60, 60), (520, 80), (80, 380), (540, 400), (300, 40)),
+                              ((200, 235, 200), (215, 190, 240), (235, 225, 170), (170, 230, 235), (240, 200, 220))):
+        cv2.ellipse(frame, (x, y), (55, 35), 0, 0, 360, colour, -1)
+    if card_bgr is not None:
+        frame[120:360, 200:440] = card_bgr
+    cv2.line(frame, (300, 190), (318, 300), (60, 45, 40), 7, cv2.LINE_AA)
+    return np.clip(frame + rng.normal(0, 4, frame.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("card_bgr", [None, (150, 235, 245), (215, 200, 245)], ids=["no_card", "yellow", "pink"])
+def test_coloured_paper_is_one_colour_not_a_room_of_them(card_bgr):
+    """With any pen colour taken, the brightest pixels' colour is the paper's only when most of them are of one
+    colour: a yellow or pink card is paper and its 1 is read; a mauve wall whose brightest things are pale
+    shapes of five colours is not, so a dark stick on it is no 1 (it was, balanced grey with them)."""
+    from dataclasses import replace
+
+    frame = _room_of_pale_things((150, 120, 150), card_bgr)
+    assert len(find_digit_regions(frame, replace(LIVE, any_pen_colour=True))) == int(card_bgr is not None)
+
+
 def test_colourful_strokes_join_only_strokes_of_their_hue():
     from edge_app.detect import _merge_broken_strokes
 
