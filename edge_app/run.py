@@ -25,7 +25,7 @@ from typing import Protocol, Sequence
 import cv2
 import numpy as np
 
-from edge_app.classifier import MAX_THREADS, Classifier, ModelError, Prediction, load_classifier, prior_shift
+from edge_app.classifier import MAX_THREADS, NOT_A_DIGIT_INDEX, Classifier, ModelError, Prediction, load_classifier, prior_shift
 from edge_app.detect import (
     LIVE,
     MIN_FRAME_SIZE,
@@ -189,6 +189,10 @@ class DigitPipeline:
         self.readout = StableReadout(self.vote_window)
         if self.tiny_still_not_digit_bias is None:
             self.tiny_still_not_digit_bias = prior_shift(self.classifier.not_digit_share, TINY_STILL_NOT_DIGIT_SHARE)
+        if len(self.classifier.labels) <= NOT_A_DIGIT_INDEX:
+            # Without "not a digit" the model names a digit for every colourful blob of the room a live frame
+            # lets in: such a model reads pen ink only (black, grey or blue) live.
+            self.live_detector = replace(self.live_detector, any_pen_colour=False)
         # (slots, 28, 28) uint8. The batch always fills every slot, so the interpreter keeps one input
         # shape (resizing re-plans the graph); it grows only when a frame holds more digits than ever.
         self._batch = np.zeros((INITIAL_BATCH, MNIST_SIZE, MNIST_SIZE), np.uint8)

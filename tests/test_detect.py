@@ -97,8 +97,9 @@ def test_fingers_under_a_digit_are_not_part_of_it(mnist_test):
 
 @needs_mnist
 def test_fingertips_under_a_digit_stay_apart_when_any_pen_colour_is_taken(mnist_test):
-    """With `any_pen_colour` skin-coloured blobs are no longer dropped before merging; fingertips just below a
-    black digit (here short, inside the frame) must still not join it: one pen wrote a digit."""
+    """With `any_pen_colour` (the live default) skin-coloured blobs are no longer dropped before merging;
+    fingertips just below a black digit (here short, inside the frame) must still not join it: one pen wrote a
+    digit. Without it they are dropped first."""
     from dataclasses import replace
 
     frame = _card_scene([mnist_test.images[3]])
@@ -107,7 +108,7 @@ def test_fingertips_under_a_digit_stay_apart_when_any_pen_colour_is_taken(mnist_
     for k in range(2):
         x = 640 // 4 + cell // 2 + 45 + k * 20
         cv2.line(frame, (x, finger_top), (x, finger_top + 24), (110, 140, 200), 12)
-    for config in (LIVE, replace(LIVE, any_pen_colour=True)):
+    for config in (replace(LIVE, any_pen_colour=False), LIVE):
         boxes = find_digit_regions(frame, config)
         assert len(boxes) == 1
         assert boxes[0].y + boxes[0].h <= finger_top + 4, config.any_pen_colour
@@ -116,8 +117,7 @@ def test_fingertips_under_a_digit_stay_apart_when_any_pen_colour_is_taken(mnist_
 @needs_mnist
 def test_fingertips_under_a_green_digit_stay_apart(mnist_test):
     """A green pen's digit and the skin of the fingertips below it are both colourful; they differ in hue, and
-    one pen has one colour, so they are not merged (with the option that takes any pen colour)."""
-    from dataclasses import replace
+    one pen has one colour, so they are not merged."""
 
     frame = _card_scene([mnist_test.images[3]], ink_bgr=(60, 150, 40))
     cell = 480 // 4
@@ -125,17 +125,16 @@ def test_fingertips_under_a_green_digit_stay_apart(mnist_test):
     for k in range(2):
         x = 640 // 4 + cell // 2 + 45 + k * 20
         cv2.line(frame, (x, finger_top), (x, finger_top + 24), (110, 140, 200), 12)
-    boxes = find_digit_regions(frame, replace(LIVE, any_pen_colour=True))
+    boxes = find_digit_regions(frame)
     assert len(boxes) == 1 and boxes[0].y + boxes[0].h <= finger_top + 4
 
 
 @pytest.mark.parametrize("wall_bgr", [(150, 110, 170), (120, 150, 140)], ids=["mauve_wall", "green_grey_wall"])
 @pytest.mark.parametrize("on_card", [True, False], ids=["on_the_card", "on_the_wall"])
 def test_a_red_stroke_is_read_on_white_paper_only(wall_bgr, on_card):
-    """With any pen colour taken, a red stroke (a 1, or a stick in the room) is read on the white card; on the
-    tinted wall beside it, it is a stick. (A frame that is all wall is taken for coloured paper: the white
-    balance makes its brightest pixels grey.)"""
-    from dataclasses import replace
+    """A red stroke (a 1, or a stick in the room) is read on the white card; on the tinted wall beside it, it
+    is a stick. (A frame that is all wall is taken for coloured paper: the white balance makes its brightest
+    pixels grey.)"""
 
     rng = np.random.default_rng(2)
     frame = np.full((480, 640, 3), wall_bgr, np.float32)
@@ -143,7 +142,7 @@ def test_a_red_stroke_is_read_on_white_paper_only(wall_bgr, on_card):
     x = 180 if on_card else 470
     cv2.line(frame, (x - 10, 170), (x + 10, 310), (40, 40, 190), 9, cv2.LINE_AA)
     frame = np.clip(frame + rng.normal(0, 4, frame.shape), 0, 255).astype(np.uint8)
-    assert len(find_digit_regions(frame, replace(LIVE, any_pen_colour=True))) == int(on_card)
+    assert len(find_digit_regions(frame)) == int(on_card)
 
 
 def _room_of_pale_things(wall_bgr, card_bgr=None) -> np.ndarray:
@@ -162,13 +161,12 @@ def _room_of_pale_things(wall_bgr, card_bgr=None) -> np.ndarray:
 
 @pytest.mark.parametrize("card_bgr", [None, (150, 235, 245), (215, 200, 245)], ids=["no_card", "yellow", "pink"])
 def test_coloured_paper_is_one_colour_not_a_room_of_them(card_bgr):
-    """With any pen colour taken, the brightest pixels' colour is the paper's only when most of them are of one
-    colour: a yellow or pink card is paper and its 1 is read; a mauve wall whose brightest things are pale
-    shapes of five colours is not, so a dark stick on it is no 1 (it was, balanced grey with them)."""
-    from dataclasses import replace
+    """The brightest pixels' colour is the paper's only when enough of them are of one colour: a yellow or
+    pink card is paper and its 1 is read; a mauve wall whose brightest things are pale shapes of five colours
+    is not, so a dark stick on it is no 1 (it was, balanced grey with them)."""
 
     frame = _room_of_pale_things((150, 120, 150), card_bgr)
-    assert len(find_digit_regions(frame, replace(LIVE, any_pen_colour=True))) == int(card_bgr is not None)
+    assert len(find_digit_regions(frame)) == int(card_bgr is not None)
 
 
 def test_colourful_strokes_join_only_strokes_of_their_hue():

@@ -58,6 +58,17 @@ def test_the_old_ten_class_models_still_load_and_read():
     assert result.returncode == 0 and json.loads(result.stdout)["not_digit"] == 0.0
 
 
+def test_live_frames_take_any_pen_colour_only_with_a_model_that_can_say_not_a_digit():
+    """Colourful blobs (red pens, and the room's skin and paint) reach the model only when it can turn the
+    room away; a 10-class model reads pen ink only, live. Stills keep any colour either way."""
+    from edge_app.run import DigitPipeline
+
+    cnn = DigitPipeline(load_classifier(MODELS / "cnn_int8.tflite"))
+    mlp = DigitPipeline(load_classifier(MODELS / "mlp_int8.tflite"))
+    assert cnn.live_detector.any_pen_colour and not mlp.live_detector.any_pen_colour
+    assert cnn.still_detector.any_pen_colour and mlp.still_detector.any_pen_colour
+
+
 def test_shipped_cnn_records_its_classes_and_temperature():
     for name in ("cnn_int8.tflite", "cnn_float32.tflite", "cnn_int8.onnx", "cnn_float32.onnx"):
         entry = MANIFEST["artifacts"][name]
