@@ -2,7 +2,8 @@
 
     python tests/score_clips.py 70-79                         # ten clips, two worker processes
     python tests/score_clips.py 1-9 30-35 40-45 --cast 0.65,0.85,1.0   # the same under a warm lamp
-    python tests/score_clips.py 70-75 --pen red --paper yellow --detector any_pen_colour=1
+    python tests/score_clips.py 70-75 --pen red --paper yellow
+    python tests/score_clips.py 70-79 --detector any_pen_colour=0  # pen ink only (black, grey, blue)
 
 Each seed's 960-frame clip (20 cards, 20 empty stretches) is rendered once into --clips and reused.
 Every frame goes through `DigitPipeline.process` exactly as `digits run --source clip.avi` does it (the
