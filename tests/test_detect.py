@@ -115,11 +115,12 @@ def test_fingertips_under_a_digit_stay_apart_when_any_pen_colour_is_taken(mnist_
 
 
 @needs_mnist
-def test_fingertips_under_a_green_digit_stay_apart(mnist_test):
-    """A green pen's digit and the skin of the fingertips below it are both colourful; they differ in hue, and
-    one pen has one colour, so they are not merged."""
+@pytest.mark.parametrize("ink_bgr", [(60, 150, 40), (40, 40, 190)], ids=["green", "red"])
+def test_fingertips_under_a_coloured_digit_stay_apart(mnist_test, ink_bgr):
+    """A green or red pen's digit and the skin of the fingertips below it are both colourful; they differ in
+    hue (a red pen's by about 20 degrees), and one pen has one colour, so they are not merged."""
 
-    frame = _card_scene([mnist_test.images[3]], ink_bgr=(60, 150, 40))
+    frame = _card_scene([mnist_test.images[3]], ink_bgr=ink_bgr)
     cell = 480 // 4
     finger_top = 480 // 3 + cell // 2 + cell + 6
     for k in range(2):
