@@ -163,9 +163,10 @@ def test_two_lines_turned_on_the_page_are_followed():
 @needs_mnist
 @needs_model
 def test_a_mark_the_model_calls_no_digit_does_not_turn_a_level_number(mnist_test):
-    """Only what the model reads as digits shows which way the writing runs: a star drawn under the 3 of a
-    level "39" (a fingertip at a card's edge, live) once made the writing look vertical, and the frame was
-    read turned by 90 degrees as "0"."""
+    """A star drawn under the 3 of a level "39" (a fingertip at a card's edge, live) makes the regions look
+    like writing that runs downwards. The turned frame once won because it read anything ("0"); now a turn
+    must read surer than the frame as it is, and the lines follow the digits read (by every region's
+    direction, "39" read "9")."""
     import cv2
 
     from edge_app.classifier import load_classifier
