@@ -452,7 +452,7 @@ def _shape_problem(box: tuple[int, int, int, int], ink_area: int, shape: tuple[i
     """Why an ink box is not shaped like a written digit, or None when it is."""
     x, y, w, h = box
     height, width = shape
-    if h < config.min_digit_share * min(shape):
+    if _too_short(h, shape, config):
         return "too small"
     if h > config.max_digit_share * height:
         return "too large"
@@ -465,6 +465,11 @@ def _shape_problem(box: tuple[int, int, int, int], ink_area: int, shape: tuple[i
     if _touches_border(box, shape) and not (h >= config.min_border_digit_share * height and _centred(box, shape)):
         return "touches the frame border"  # a blob cut by the border is not whole
     return None
+
+
+def _too_short(height: int, shape: tuple[int, int], config: DetectorConfig) -> bool:
+    """Shorter than any digit the detector looks for."""
+    return height < config.min_digit_share * min(shape)
 
 
 def _touches_border(box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
@@ -570,7 +575,7 @@ def _ring_window(scene: _Scene, box: tuple[int, int, int, int]) -> tuple[int, in
 
 
 def _ring_problem(scene: _Scene, box: tuple[int, int, int, int]) -> str | None:
-    """"not on paper" when too little of the ring around `box` is paper, else None.
+    """The reason "not on paper" when too little of the ring around `box` is paper, else None.
 
     Most of the ring must be paper. Ink of other blobs (a neighbouring digit, a finger's edge) and coloured
     pixels (fingers over the card) count half against it: a digit beside the fingers is still read, a dark
@@ -726,13 +731,12 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
         kinds = None if colourful_blob is None else colourful_blob[candidates]
         hues = _blob_hues(colour, not_pen & (mask > 0), labels, count)[candidates] if kinds is not None and kinds.any() else None
         for group in _merge_broken_strokes(boxes, max_gap=0.08 * shorter, coloured=kinds, hues=hues):
-            if len(group) == 1 and boxes[group[0], 3] < min_height:
-                # One blob shorter than any digit (most of a room's colourful blobs): refused unjudged.
-                if boxes[group[0], 3] >= 0.5 * min_height:
-                    rejected.append((tuple(int(v) for v in boxes[group[0]]), "too small"))
-                continue
             coloured_ink = kinds is not None and bool(kinds[group[0]])  # a group is all colourful or none
-            digit, refusal = _judge(scene, boxes, candidates, group, coloured_ink)
+            if len(group) == 1 and _too_short(boxes[group[0], 3], small.shape, config):
+                # Most of a room's colourful blobs: refused without the per-blob tests.
+                digit, refusal = None, (_group_box(boxes, group), "too small")
+            else:
+                digit, refusal = _judge(scene, boxes, candidates, group, coloured_ink)
             if digit is None and len(group) > 1:
                 # A merge is a guess: when the whole fails, its parts may still be digits on their own.
                 for i in group:
