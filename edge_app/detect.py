@@ -241,8 +241,19 @@ def _working_copy(gray: np.ndarray, size: int) -> tuple[np.ndarray, float]:
     scale = max(height, width) / size
     if scale <= 1.0:
         return gray, 1.0
-    small = cv2.resize(gray, (round(width / scale), round(height / scale)), interpolation=cv2.INTER_AREA)
-    return small, scale
+    return _area_shrunk(gray, round(width / scale), round(height / scale)), scale
+
+
+def _area_shrunk(gray: np.ndarray, width: int, height: int) -> np.ndarray:
+    """`gray` shrunk to (height, width), each pixel the mean of the area it covers, as INTER_AREA does.
+
+    OpenCV's INTER_AREA is fast only at whole factors: at 2.5 (a 640x480 frame to 256 px) it took 0.8 ms
+    of a 7 ms frame, and 13-35 ms on a photo. Sampling linearly at twice the size, then averaging 2x2
+    blocks, gives the same picture within 2 grey levels on a frame (mean 0.16) and 12 on a 12 MP photo
+    (mean 0.37), at a third of the cost or less.
+    """
+    twice = cv2.resize(gray, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(twice, (width, height), interpolation=cv2.INTER_AREA)
 
 
 def light_on_dark(small: np.ndarray) -> bool:

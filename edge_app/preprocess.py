@@ -93,8 +93,8 @@ def digit_mask(ink: np.ndarray) -> np.ndarray:
     if count <= 1:
         return np.zeros_like(mask)
     areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = np.flatnonzero(areas >= MIN_PART_OF_LARGEST * areas.max()) + 1
-    return np.isin(labels, keep).astype(np.uint8) * 255
+    keep = np.concatenate([[False], areas >= MIN_PART_OF_LARGEST * areas.max()])  # per label; 0 is the paper
+    return keep[labels].astype(np.uint8) * 255
 
 
 def stroke_width(mask: np.ndarray) -> float:
