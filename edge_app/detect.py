@@ -251,13 +251,14 @@ def _area_shrunk(gray: np.ndarray, width: int, height: int) -> np.ndarray:
     of a 6-7 ms frame, and 13-35 ms on a photo. So the whole part of the factor that leaves at least 2 is
     taken by INTER_AREA (the image cut to a multiple of it: a few pixels at its right and bottom edge), the
     rest by sampling linearly at twice the size and averaging 2x2 blocks: within 2 grey levels of INTER_AREA
-    for 99% of the pixels, and thin strokes keep their weight at any factor.
+    for 99% of the pixels, and thin strokes keep their weight at any factor. INTER_LINEAR_EXACT, because
+    opencv-python 5's INTER_LINEAR rounds differently on ARM: a Pi would cut a box a few pixels apart.
     """
     whole = min(gray.shape[1] // (2 * width), gray.shape[0] // (2 * height))
     if whole >= 2:
         rows, cols = gray.shape[0] // whole * whole, gray.shape[1] // whole * whole
         gray = cv2.resize(gray[:rows, :cols], (cols // whole, rows // whole), interpolation=cv2.INTER_AREA)
-    twice = cv2.resize(gray, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR)
+    twice = cv2.resize(gray, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR_EXACT)
     return cv2.resize(twice, (width, height), interpolation=cv2.INTER_AREA)
 
 
