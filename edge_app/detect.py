@@ -241,25 +241,8 @@ def _working_copy(gray: np.ndarray, size: int) -> tuple[np.ndarray, float]:
     scale = max(height, width) / size
     if scale <= 1.0:
         return gray, 1.0
-    return _area_shrunk(gray, round(width / scale), round(height / scale)), scale
-
-
-def _area_shrunk(gray: np.ndarray, width: int, height: int) -> np.ndarray:
-    """`gray` shrunk to (height, width), each pixel the mean of the area it covers, as INTER_AREA does.
-
-    OpenCV's INTER_AREA is fast only at whole factors: at 2.5 (a 640x480 frame to 256 px) it took 0.6-0.8 ms
-    of a 6-7 ms frame, and 13-35 ms on a photo. So the whole part of the factor that leaves at least 2 is
-    taken by INTER_AREA (the image cut to a multiple of it: a few pixels at its right and bottom edge), the
-    rest by sampling linearly at twice the size and averaging 2x2 blocks: within 2 grey levels of INTER_AREA
-    for 99% of the pixels, and thin strokes keep their weight at any factor. INTER_LINEAR_EXACT, because
-    opencv-python 5's INTER_LINEAR rounds differently on ARM: a Pi would cut a box a few pixels apart.
-    """
-    whole = min(gray.shape[1] // (2 * width), gray.shape[0] // (2 * height))
-    if whole >= 2:
-        rows, cols = gray.shape[0] // whole * whole, gray.shape[1] // whole * whole
-        gray = cv2.resize(gray[:rows, :cols], (cols // whole, rows // whole), interpolation=cv2.INTER_AREA)
-    twice = cv2.resize(gray, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR_EXACT)
-    return cv2.resize(twice, (width, height), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(gray, (round(width / scale), round(height / scale)), interpolation=cv2.INTER_AREA)
+    return small, scale
 
 
 def light_on_dark(small: np.ndarray) -> bool:

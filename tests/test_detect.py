@@ -236,24 +236,3 @@ def test_blank_card_has_no_digits():
 ], ids=["empty", "black", "white", "tiny", "huge_noise", "five_channels", "float_gray", "4d"])
 def test_odd_frames_do_not_crash(frame):
     assert isinstance(find_digit_regions(frame), list)
-
-
-@pytest.mark.parametrize("size, working_size", [((480, 640), LIVE.working_size), ((1080, 1920), LIVE.working_size),
-                                                ((3024, 4032), STILL.working_size)])
-def test_the_working_copy_is_the_area_average_of_the_frame(size, working_size):
-    """The working copy is made without OpenCV's slow INTER_AREA, but must stay its picture: each pixel the mean
-    of the area it covers, so hair-thin strokes keep their weight (a plain linear resize misses them: p99 13-64
-    grey levels off, the lines 70-150 levels too dark or gone)."""
-    from edge_app.detect import _working_copy
-
-    rng = np.random.default_rng(1)
-    height, width = size
-    gray = cv2.add(np.full(size, 220, np.uint8), rng.integers(0, 8, size, dtype=np.uint8))  # paper and sensor noise
-    for x in range(40, width - 40, max(40, width // 12)):
-        cv2.line(gray, (x, 10), (x + 25, height - 10), 40, 1)
-    small, scale = _working_copy(gray, working_size)
-    assert max(small.shape) == working_size and scale == pytest.approx(max(size) / working_size)
-    area = cv2.resize(gray, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)
-    difference = np.abs(small.astype(int) - area.astype(int))
-    assert difference.mean() <= 0.6 and np.percentile(difference, 99) <= 12
-    assert abs(int(small.min()) - int(area.min())) <= 35
