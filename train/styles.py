@@ -17,8 +17,8 @@ from edge_app.preprocess import digit_mask, stroke_width, to_mnist_input
 SCALE = 2  # edits are drawn at twice MNIST's size, then prepared like any crop
 # A 1's flag: its length as a share of the digit's height, and its angle below the level (flatter, a long
 # flag is a 7's top stroke). The shipped model was trained on these; flags up to 0.55 at 30-62 degrees read
-# long-flagged 1s far better at no cost in a fine-tune (README, Training): the range for the next model
-# trained from scratch.
+# long-flagged 1s far better, at no cost against a control fine-tune (README, Training): the range for the
+# next model trained from scratch.
 FLAG_LENGTH = (0.2, 0.38)
 FLAG_ANGLE_DEGREES = (32, 62)
 PRINTED_FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX,
