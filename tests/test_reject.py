@@ -278,6 +278,19 @@ def test_boxed_scans_fill_the_box_whatever_the_digit_s_aspect(mnist_test):
     assert scans.images.shape == (200, 28, 28) and set(scans.labels) == set(range(10))
 
 
+@needs_mnist
+def test_long_flag_ones_are_test_ones_with_long_flags(mnist_test):
+    from train import heldout, styles
+
+    assert heldout.LONG_FLAGS[1] > styles.FLAG_LENGTH[1]  # reaching past what training draws
+    ones = heldout.long_flag_ones(mnist_test, 40)
+    assert ones.images.shape == (40, 28, 28) and set(ones.labels) == {1}
+    widths = [np.ptp(np.flatnonzero((image > 96).any(axis=0))) for image in ones.images]
+    plain = [np.ptp(np.flatnonzero((image > 96).any(axis=0)))
+             for image in mnist_test.images[mnist_test.labels == 1][:40]]
+    assert np.median(widths) > np.median(plain) + 4  # the flag (and base) widen every 1
+
+
 def test_other_writers_are_all_ten_digits_prepared_like_any_crop():
     pytest.importorskip("sklearn")
     from train import heldout

@@ -75,3 +75,18 @@ def test_a_teacher_with_other_classes_is_refused(tmp_path):
     with pytest.raises(ValueError, match="10 classes, the student has 11"):
         load_teachers((str(path),), 11)
     assert len(load_teachers((str(path),), 10)) == 1
+
+
+def test_every_architecture_is_a_train_option_and_the_teacher_is_the_wider_cnn():
+    import argparse
+
+    from train.cli import add_arguments
+    from train.model import ARCHITECTURES, build_model
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    arch = next(action for action in parser._actions if action.dest == "arch")
+    assert set(arch.choices) == set(ARCHITECTURES)
+    student, teacher = build_model("cnn", 11), build_model("teacher", 11)
+    assert teacher.output_shape == student.output_shape == (None, 11)
+    assert teacher.count_params() > 4 * student.count_params()

@@ -7,7 +7,9 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", choices=["cnn", "mlp"], default="cnn", help="architecture")
+    # train.model.ARCHITECTURES, spelt out: importing it imports Keras, and `digits --help` must not
+    parser.add_argument("--arch", choices=["cnn", "teacher", "mlp"], default="cnn",
+                        help="architecture (teacher: a wider cnn, only to teach the cnn with --teacher)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=3e-3, help="peak learning rate (cosine schedule)")
