@@ -305,15 +305,19 @@ def test_other_writers_are_all_ten_digits_prepared_like_any_crop():
 @needs_mnist
 @pytest.mark.slow
 def test_shipped_model_on_other_writers_scans(mnist_test):
-    """Floors just under README's `other_writers` and `boxed_scans` figures (scans of other writers, and digits
-    stretched to fill a box as old scanners did): most of what it misses, it rejects as "not a digit"."""
+    """Floors just under README's `other_writers`, `boxed_scans` and `long_flag_ones` figures (scans of other
+    writers, digits stretched to fill a box as old scanners did, European 1s): most of what it misses, it
+    rejects as "not a digit"."""
     pytest.importorskip("sklearn")
     from train import heldout
 
     writers = heldout.other_writers()
     probabilities = load_classifier(MODELS / "cnn_int8.tflite").probabilities(writers.images)
-    assert (probabilities.argmax(axis=1) == writers.labels).mean() >= 0.86  # 88.09%
-    assert (probabilities[:, :10].argmax(axis=1) == writers.labels).mean() >= 0.94  # 96.05% by the likeliest digit
+    assert (probabilities.argmax(axis=1) == writers.labels).mean() >= 0.89  # 91.26% (the previous release 88.09%)
+    assert (probabilities[:, :10].argmax(axis=1) == writers.labels).mean() >= 0.95  # 96.72% by the likeliest digit
     boxed = heldout.boxed_scans(mnist_test, 2000)
     read = load_classifier(MODELS / "cnn_int8.tflite").probabilities(boxed.images).argmax(axis=1)
-    assert (read == boxed.labels).mean() >= 0.935  # 94.90% (the model before: 92.05%)
+    assert (read == boxed.labels).mean() >= 0.945  # 95.45% (the previous release 94.90%)
+    ones = heldout.long_flag_ones(mnist_test, 500)
+    read = load_classifier(MODELS / "cnn_int8.tflite").probabilities(ones.images).argmax(axis=1)
+    assert (read == 1).mean() >= 0.97  # 99.00% (the previous release, trained on flags up to 0.38: 86.20%)
