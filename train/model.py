@@ -12,44 +12,37 @@ def _conv_bn_relu(x, filters: int, strides: int = 1):
     return layers.ReLU()(x)
 
 
+def _strided_cnn(classes: int, widths: tuple[int, ...], dropout: float, name: str) -> keras.Model:
+    """Six 3x3 conv + BN + ReLU layers of `widths`, the second and fourth strided (28 -> 14 -> 7), a flatten
+    head. Strided convolutions instead of pooling keep the multiply-adds low; the flatten head keeps where the
+    strokes are, which matters for digits more than a global pool."""
+    inputs = keras.Input((28, 28, 1), name="image")
+    x = inputs
+    for index, filters in enumerate(widths):
+        x = _conv_bn_relu(x, filters, strides=2 if index in (1, 3) else 1)
+    x = layers.Flatten()(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
 def build_cnn(classes: int = 10) -> keras.Model:
     """The edge default: ~79k parameters, ~4.0M multiply-adds, about 0.03 ms per image in int8 on one core here.
 
-    Strided convolutions instead of pooling and few channels at 28x28 keep the multiply-adds low;
-    the flatten head keeps where the strokes are, which matters for digits more than a global pool.
-    Widths were measured, not guessed: trained on as many not-a-digit examples, 8-16-16-32-32-64 (71k
-    parameters) rejected as many non-digits but read fewer MNIST digits (99.33% against 99.41%); the wider
-    middle and the narrower last layer (fewer flatten weights) keep the int8 file under 100 KB.
+    Few channels at 28x28 keep the multiply-adds low. Widths were measured, not guessed: trained on as many
+    not-a-digit examples, 8-16-16-32-32-64 (71k parameters) rejected as many non-digits but read fewer MNIST
+    digits (99.33% against 99.41%); the wider middle and the narrower last layer (fewer flatten weights) keep
+    the int8 file under 100 KB.
     """
-    inputs = keras.Input((28, 28, 1), name="image")
-    x = _conv_bn_relu(inputs, 12)
-    x = _conv_bn_relu(x, 24, strides=2)   # 14x14
-    x = _conv_bn_relu(x, 24)
-    x = _conv_bn_relu(x, 48, strides=2)   # 7x7
-    x = _conv_bn_relu(x, 48)
-    x = _conv_bn_relu(x, 40)
-    x = layers.Flatten()(x)
-    x = layers.Dropout(0.3)(x)
-    outputs = layers.Dense(classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="cnn")
+    return _strided_cnn(classes, (12, 24, 24, 48, 48, 40), dropout=0.3, name="cnn")
 
 
 def build_teacher(classes: int = 10) -> keras.Model:
-    """The `cnn` at about three times its widths (385k parameters, ~25M multiply-adds): too slow for the
+    """The `cnn` at about three times its widths (387k parameters, ~25M multiply-adds): too slow for the
     device, trained only to teach the `cnn` (`digits train --teacher`), which learns no more from models of
     its own size than from the labels. 20 epochs on 2 CPU cores read MNIST 99.47%, under the `cnn`'s 40
     (README, Training): it needs more epochs than a CPU session gives it."""
-    inputs = keras.Input((28, 28, 1), name="image")
-    x = _conv_bn_relu(inputs, 32)
-    x = _conv_bn_relu(x, 64, strides=2)   # 14x14
-    x = _conv_bn_relu(x, 64)
-    x = _conv_bn_relu(x, 128, strides=2)  # 7x7
-    x = _conv_bn_relu(x, 128)
-    x = _conv_bn_relu(x, 64)
-    x = layers.Flatten()(x)
-    x = layers.Dropout(0.4)(x)
-    outputs = layers.Dense(classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="teacher")
+    return _strided_cnn(classes, (32, 64, 64, 128, 128, 64), dropout=0.4, name="teacher")
 
 
 def build_mlp(classes: int = 10) -> keras.Model:
