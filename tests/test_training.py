@@ -90,3 +90,14 @@ def test_every_architecture_is_a_train_option_and_the_teacher_is_the_wider_cnn()
     student, teacher = build_model("cnn", 11), build_model("teacher", 11)
     assert teacher.output_shape == student.output_shape == (None, 11)
     assert teacher.count_params() > 4 * student.count_params()
+
+
+def test_a_model_of_another_architecture_is_refused_as_a_start_in_one_line(tmp_path):
+    from train.model import build_model
+    from train.train import initial_weights
+
+    teacher = tmp_path / "teacher.keras"
+    build_model("teacher", 11).save(teacher)
+    with pytest.raises(ValueError, match="same --arch") as refused:
+        initial_weights(build_model("cnn", 11), str(teacher))
+    assert "\n" not in str(refused.value)

@@ -233,7 +233,9 @@ def initial_weights(model: keras.Model, source_path: str) -> None:
             kernel[:, :start[0].shape[1]], bias[:start[1].shape[0]] = start[0], start[1]
             target.set_weights([kernel, bias])
         else:
-            raise ValueError(f"--init-from {source_path}: layer {origin.name} does not fit {target.name}")
+            raise ValueError(f"--init-from {source_path}: its layer {origin.name} has weights "
+                             f"{[tuple(w.shape) for w in start]}, this --arch's {target.name} "
+                             f"{[tuple(w.shape) for w in weights]}: start from a model of the same --arch")
 
 
 def load_teachers(paths: tuple[str, ...], classes: int) -> tuple:
