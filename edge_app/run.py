@@ -71,6 +71,12 @@ SPLIT_BELOW_CONFIDENCE = 0.8  # a wide region read less surely than this may be 
 # ... and is cut when both halves read at least this surely: the model reads half a digit as some digit
 # (half a 5 as a 3 at 0.94), so one clear half says little; a 6 cut in two reads 1 at 0.93 and 2 at 0.65.
 SPLIT_MIN_CONFIDENCE = 0.9
+# A region read surely may still be two digits: a "2" touching a "4" reads as one 4 at 0.94. Among other digits
+# its width gives it away: one handwritten digit is seldom wider than the line's digits are tall (the widest of
+# page_001's 2s and 5s, 1.14 times), two touching are (that "24", 1.7 times). Such a region is cut too, and
+# the halves replace it when they read more surely than the whole did.
+WIDE_AMONG_NEIGHBOURS = 1.4
+WIDE_NEIGHBOURS_AT_LEAST = 3
 TINY_STILL = 64  # px: a still no longer than this (an MNIST-sized crop) is read whole, as one digit
 # ... and it is a crop someone made of one character, so "not a digit" is rarer there than among the model's
 # training examples (the shipped model's: 18,900 of 77,220, as its manifest entry records), which were
@@ -289,10 +295,12 @@ class DigitPipeline:
                        upright=[r.ink.as_list() for r in readings])
 
     def _split_touching(self, regions, inputs, readings):
-        """Regions the model is unsure of and wide enough to be two digits written close together are cut in
-        two; of the ways to cut one (`split_touching`), the one whose halves read most surely stays, when both
-        halves read as clear digits (SPLIT_MIN_CONFIDENCE)."""
-        unsure = [k for k, r in enumerate(readings) if r.confidence < SPLIT_BELOW_CONFIDENCE]
+        """Regions the model is unsure of, or much wider than their neighbours are tall, and wide enough to be two
+        digits written close together are cut in two; of the ways to cut one (`split_touching`), the one whose
+        halves read most surely stays, when both halves read as clear digits (SPLIT_MIN_CONFIDENCE) and more
+        surely than the whole."""
+        wide = _wide_among_neighbours([r.ink for r in readings])
+        unsure = [k for k, r in enumerate(readings) if r.confidence < SPLIT_BELOW_CONFIDENCE or k in wide]
         trials = [(k, halves, [to_mnist_input(half.crop) for half in halves])
                   for k in unsure for halves in split_touching(regions[k])]
         trials = [(k, halves, pair) for k, halves, pair in trials if all(p is not None for p in pair)]
@@ -305,7 +313,7 @@ class DigitPipeline:
         replaced, surest = {}, {}
         for (k, halves, pair), left, right in zip(trials, halves_read[::2], halves_read[1::2]):
             sure = min(left.confidence, right.confidence)
-            if sure >= SPLIT_MIN_CONFIDENCE and sure > surest.get(k, 0.0):
+            if sure >= SPLIT_MIN_CONFIDENCE and sure > surest.get(k, 0.0) and sure > readings[k].confidence:
                 replaced[k], surest[k] = (list(halves), list(pair), [left, right]), sure
         if not replaced:
             return regions, inputs, readings
@@ -417,6 +425,16 @@ def _box_normalised(ink: tuple[int, int, int, int], shape: tuple[int, ...]) -> b
     _, _, width, height = ink
     square = abs(width - height) <= max(1.0, BOX_SQUARE_TOLERANCE * max(width, height))
     return square and (width >= BOX_FILLED * shape[1] or height >= BOX_FILLED * shape[0])
+
+
+def _wide_among_neighbours(inks: Sequence[Box]) -> set[int]:
+    """Indices of the ink boxes at least WIDE_AMONG_NEIGHBOURS times as wide as the frame's boxes are tall (their
+    median), when there are at least WIDE_NEIGHBOURS_AT_LEAST of them: two digits written touching, whatever
+    the model makes of them."""
+    if len(inks) < WIDE_NEIGHBOURS_AT_LEAST:
+        return set()
+    height = float(np.median([box.h for box in inks]))
+    return {k for k, box in enumerate(inks) if box.w >= WIDE_AMONG_NEIGHBOURS * height}
 
 
 def _narrowed(grey: np.ndarray, share: float) -> np.ndarray:

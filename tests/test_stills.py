@@ -127,6 +127,36 @@ def test_digits_written_overlapping_are_cut_apart_along_their_own_strokes(pipeli
     assert right >= 64
 
 
+def _in_a_line(mnist, pair: np.ndarray) -> np.ndarray:
+    """`pair` (28 px tall) written between "36" and "0", 14 px apart, dark on a page, 6 times MNIST's size."""
+    neighbour = {d: mnist.images[int(np.flatnonzero(mnist.labels == d)[2])] for d in (3, 6, 0)}
+    gap = np.zeros((28, 14), np.uint8)
+    strip = np.hstack([neighbour[3], gap, neighbour[6], gap, pair, gap, neighbour[0]])
+    ink = cv2.resize(strip, (strip.shape[1] * 6, 28 * 6), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
+    page = np.full((500, ink.shape[1] + 200), 230, np.float32)
+    page[160:160 + ink.shape[0], 100:100 + ink.shape[1]] -= 200 * np.clip((ink - 0.5) * 3 + 0.5, 0, 1)
+    return cv2.cvtColor(np.clip(page, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+
+
+@needs_mnist
+def test_two_touching_digits_read_surely_as_one_are_cut_among_neighbours(pipeline, mnist_test):
+    """A 4 or an 8 reaching into the 5 beside it reads as one sure 8: alone nothing tells it from one wide digit,
+    but in a line it is far wider than its neighbours are tall, so it is cut too. All 100 pairs overlapping by
+    40% between "36" and "0": 70 lines read right before this rule, 72 now, none read worse."""
+    def pair(labels: str) -> np.ndarray:
+        left, right = _digits(mnist_test, labels)
+        written = np.zeros((28, 40), np.uint8)
+        written[:, :28] = left
+        written[:, 12:] = np.maximum(written[:, 12:], right)
+        return written
+
+    for labels in ("45", "85"):
+        assert _read(pipeline, _in_a_line(mnist_test, pair(labels))).replace(" ", "") == f"36{labels}0"
+    pairs = [f"{a}{b}" for a in range(10) for b in range(10)]
+    right = sum(_read(pipeline, _in_a_line(mnist_test, pair(p))).replace(" ", "") == f"36{p}0" for p in pairs)
+    assert right >= 70
+
+
 @needs_mnist
 def test_a_bold_digit_filling_a_close_up_is_read_solid(pipeline, mnist_test):
     """Strokes wider than half the adaptive threshold's window come out as outlines; their dark insides are
