@@ -97,16 +97,28 @@ def test_notebook_paper(pipeline, mnist_test, step, colour, vertical, turn):
     assert _read(pipeline, page) == "\n".join(lines)
 
 
-def _written_close(left: np.ndarray, right: np.ndarray, shift: int) -> np.ndarray:
-    """Two 28x28 digits, the right one `shift` px to the right of the left one (20: their ink boxes meet; less:
-    they overlap in x, and their strokes may run into each other), dark on a page, 8 times MNIST's size."""
+def _overlapping(left: np.ndarray, right: np.ndarray, shift: int) -> np.ndarray:
+    """Two 28x28 digits as one strip, the right one `shift` px to the right of the left one (20: their ink boxes
+    meet; less: they overlap in x, and their strokes may run into each other)."""
     pair = np.zeros((28, 28 + shift), np.uint8)
     pair[:, :28] = left
     pair[:, shift:] = np.maximum(pair[:, shift:], right)
-    ink = cv2.resize(pair, (pair.shape[1] * 8, 28 * 8), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
-    page = np.full((700, 900), 230, np.float32)
-    page[240:240 + ink.shape[0], 260:260 + ink.shape[1]] -= 200 * np.clip((ink - 0.5) * 3 + 0.5, 0, 1)
-    return cv2.cvtColor(np.clip(page, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    return pair
+
+
+def _on_a_page(strip: np.ndarray, scale: int, page: tuple[int, int], at: tuple[int, int]) -> np.ndarray:
+    """A strip of MNIST digits (white on black) as dark ink on a `page` (height, width), `scale` times MNIST's
+    size, its top-left corner `at` (y, x)."""
+    ink = cv2.resize(strip, (strip.shape[1] * scale, 28 * scale), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
+    paper = np.full(page, 230, np.float32)
+    y, x = at
+    paper[y:y + ink.shape[0], x:x + ink.shape[1]] -= 200 * np.clip((ink - 0.5) * 3 + 0.5, 0, 1)
+    return cv2.cvtColor(np.clip(paper, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+
+
+def _written_close(left: np.ndarray, right: np.ndarray, shift: int) -> np.ndarray:
+    """Two digits `_overlapping`, dark on a page, 8 times MNIST's size."""
+    return _on_a_page(_overlapping(left, right, shift), 8, (700, 900), (240, 260))
 
 
 @needs_mnist
@@ -132,24 +144,17 @@ def _in_a_line(mnist, pair: np.ndarray) -> np.ndarray:
     neighbour = {d: mnist.images[int(np.flatnonzero(mnist.labels == d)[2])] for d in (3, 6, 0)}
     gap = np.zeros((28, 14), np.uint8)
     strip = np.hstack([neighbour[3], gap, neighbour[6], gap, pair, gap, neighbour[0]])
-    ink = cv2.resize(strip, (strip.shape[1] * 6, 28 * 6), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
-    page = np.full((500, ink.shape[1] + 200), 230, np.float32)
-    page[160:160 + ink.shape[0], 100:100 + ink.shape[1]] -= 200 * np.clip((ink - 0.5) * 3 + 0.5, 0, 1)
-    return cv2.cvtColor(np.clip(page, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    return _on_a_page(strip, 6, (500, strip.shape[1] * 6 + 200), (160, 100))
 
 
 @needs_mnist
 def test_two_touching_digits_read_surely_as_one_are_cut_among_neighbours(pipeline, mnist_test):
     """A 4 or an 8 reaching into the 5 beside it reads as one 8 (at 0.85 and 0.93, above SPLIT_BELOW_CONFIDENCE,
-    so never tried cut before): alone nothing tells it from one wide digit,
-    but in a line it is far wider than its neighbours are tall, so it is cut too. All 100 pairs overlapping by
+    so never tried cut before): alone nothing tells it from one wide digit, but in a line it is far wider than
+    its neighbours are tall, so it is cut too. All 100 pairs overlapping by
     40% between "36" and "0": 70 lines read right before this rule, 72 now, none read worse."""
     def pair(labels: str) -> np.ndarray:
-        left, right = _digits(mnist_test, labels)
-        written = np.zeros((28, 40), np.uint8)
-        written[:, :28] = left
-        written[:, 12:] = np.maximum(written[:, 12:], right)
-        return written
+        return _overlapping(*_digits(mnist_test, labels), shift=12)
 
     for labels in ("45", "85"):
         assert _read(pipeline, _in_a_line(mnist_test, pair(labels))).replace(" ", "") == f"36{labels}0"
