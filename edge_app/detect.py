@@ -26,6 +26,7 @@ import numpy as np
 from edge_app.preprocess import to_grayscale
 
 MIN_FRAME_SIZE = 16  # px; anything smaller cannot show a readable digit
+DARK_MEDIAN = 100  # grey level: a still whose median is darker may be light writing on a dark ground
 
 
 # Upper bounds for DetectorConfig's settings (shares and ratios: 10; grey levels: 255), so that a typo cannot
@@ -245,12 +246,12 @@ def _working_copy(gray: np.ndarray, size: int) -> tuple[np.ndarray, float]:
     return small, scale
 
 
-def light_on_dark(small: np.ndarray) -> bool:
-    """Light marks on a mostly dark ground: the median is dark and the light pixels are a minority
-    (a page lying on a dark table is a large light area; chalk strokes are not)."""
-    dark_level, light_level = _levels(small.ravel(), (0.5, 0.99))
-    return dark_level < 100 and light_level - dark_level >= 40 and \
-        np.count_nonzero(small > (dark_level + light_level) / 2) < 0.3 * small.size
+def may_be_light_on_dark(small: np.ndarray) -> bool:
+    """Light writing on a dark ground (chalk on a board, a white-on-black crop) is possible: the median is
+    dark. Half of such a still is dark ground, but so is half of a dim photo of a page, and the share of
+    light pixels tells neither (sparse chalk strokes are a few percent of a board; a page on a dark table
+    may be a third of the photo), so `detect` reads such stills both ways."""
+    return _levels(small.ravel(), (0.5,))[0] < DARK_MEDIAN
 
 
 def _odd_share(small: np.ndarray, share: float) -> int:
@@ -675,13 +676,23 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
     Never raises on odd frames: an empty, tiny, flat (all black/white) or unreadable frame has no digits.
     """
     frame = np.asarray(frame)
-    nothing = Detection([], [])
     if frame.ndim not in (2, 3) or min(frame.shape[:2], default=0) < MIN_FRAME_SIZE or frame.size == 0:
-        return nothing
+        return Detection([], [])
     gray = to_grayscale(frame)
     small, scale = _working_copy(gray, config.working_size)
-    if config.either_polarity and light_on_dark(small):
-        gray, small, frame = 255 - gray, 255 - small, 255 - gray
+    if config.either_polarity and may_be_light_on_dark(small):
+        # The polarity whose reading finds more digits on paper wins (a dim page read inverted finds none).
+        inverted = _detect_dark_on_light(255 - gray, 255 - gray, 255 - small, scale, config)
+        as_given = _detect_dark_on_light(frame, gray, small, scale, config)
+        return as_given if len(as_given.regions) > len(inverted.regions) else inverted
+    return _detect_dark_on_light(frame, gray, small, scale, config)
+
+
+def _detect_dark_on_light(frame: np.ndarray, gray: np.ndarray, small: np.ndarray, scale: float,
+                          config: DetectorConfig) -> Detection:
+    """`detect` for a frame whose writing is darker than its paper: `gray` is the frame in grey, `small` its
+    working copy, `scale` from that copy to frame pixels."""
+    nothing = Detection([], [])
     paper = paper_level(small, config)
     flat = cv2.divide(small, np.maximum(paper, 1), scale=255)
     mask = _without_ruled_lines(ink_mask(small, config), flat, config)

@@ -2,6 +2,7 @@
 
     python tests/score_real.py                                  # $DIGITS_REAL_DIR or ../shared/data/real, the int8 model
     python tests/score_real.py --folder DIR --list               # another labelled folder, one line per photo
+    python tests/score_real.py --perturb darker                  # every photo darkened first (see PERTURBATIONS)
 
 The folder holds photos and a `truth.json` (a list of {"file", "lines", "kind"}; see
 ../shared/data/real/README.md). Every photo is read exactly as `digits run --source PHOTO` reads it
@@ -9,6 +10,8 @@ The folder holds photos and a `truth.json` (a list of {"file", "lines", "kind"};
 lines). Per kind it prints photos read exactly (every line, numbers split where the writer left a
 gap), lines read exactly, digits right in reading order (1 - edit distance / digits, spaces and line
 breaks ignored) and the median and mean seconds per photo, decode included, on one core.
+`--perturb` changes every decoded photo the way another camera, light or hand would before it is read:
+how fragile each cause (scale, tilt, light, blur, noise) is, which a handful of photos cannot show.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +30,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from edge_app.classifier import load_classifier  # noqa: E402
-from edge_app.run import DigitPipeline, read_still  # noqa: E402
+from edge_app.images import read_still as decode_still  # noqa: E402
+from edge_app.run import DigitPipeline, read_decoded_still  # noqa: E402
 
 DEFAULT_FOLDER = Path(os.environ.get("DIGITS_REAL_DIR") or ROOT.parent / "shared" / "data" / "real")
 
@@ -70,9 +74,63 @@ class PhotoScore:
         return sum(" ".join(t.split()) in read for t in self.truth)
 
 
-def score_photo(entry: dict, folder: Path, pipeline: DigitPipeline) -> PhotoScore:
+def _scaled(factor: float):
+    return lambda image: cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+
+
+def _turned(degrees: float):
+    def turn(image):
+        rows, cols = image.shape[:2]
+        matrix = cv2.getRotationMatrix2D((cols / 2, rows / 2), degrees, 1.0)
+        return cv2.warpAffine(image, matrix, (cols, rows), borderMode=cv2.BORDER_REPLICATE)
+    return turn
+
+
+def _gamma(power: float):
+    table = np.clip(255 * (np.arange(256) / 255.0) ** power, 0, 255).astype(np.uint8)
+    return lambda image: cv2.LUT(image, table)
+
+
+def _jpeg(quality: int):
+    return lambda image: cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
+
+
+def _blurred(image):
+    return cv2.GaussianBlur(image, (0, 0), 1.5 * max(image.shape[:2]) / 1000)  # 1.5 px on a 1000-px photo
+
+
+def _noisy(image):
+    noise = np.random.default_rng(0).normal(0, 12, image.shape)
+    return np.clip(image + noise, 0, 255).astype(np.uint8)
+
+
+def _slanted(image):
+    """Seen from below and to the left: the page's top edge 16% shorter than its bottom one."""
+    rows, cols = image.shape[:2]
+    corners = np.float32([[0, 0], [cols, 0], [cols, rows], [0, rows]])
+    seen = np.float32([[0.08 * cols, 0], [0.92 * cols, 0.03 * rows], [cols, rows], [0, 0.97 * rows]])
+    return cv2.warpPerspective(image, cv2.getPerspectiveTransform(corners, seen), (cols, rows),
+                               borderMode=cv2.BORDER_REPLICATE)
+
+
+def _warm(image):
+    if image.ndim == 2:
+        return image  # a grey camera sees no colour cast
+    return np.clip(image * np.float32([0.75, 0.95, 1.1]), 0, 255).astype(np.uint8)  # BGR: a tungsten lamp
+
+
+# name -> what it does to a decoded BGR photo: another camera, light or hand than the photo's own
+PERTURBATIONS = {"half": _scaled(0.5), "third": _scaled(0.35), "turned+6": _turned(6), "turned-6": _turned(-6),
+                 "jpeg40": _jpeg(40), "darker": _gamma(1.8), "brighter": _gamma(0.55), "blurred": _blurred,
+                 "noisy": _noisy, "slanted": _slanted, "warm": _warm}
+
+
+def score_photo(entry: dict, folder: Path, pipeline: DigitPipeline, perturb=None) -> PhotoScore:
     started = time.perf_counter()
-    result = read_still(folder / entry["file"], pipeline)
+    still = decode_still(folder / entry["file"])
+    if perturb is not None:
+        still = replace(still, image=perturb(still.image))
+    result, _ = read_decoded_still(still, entry["file"], pipeline)
     seconds = time.perf_counter() - started
     return PhotoScore(entry["file"], entry["kind"], entry["lines"], [line.text for line in result.lines], seconds)
 
@@ -108,6 +166,8 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "cnn_int8.tflite")
     parser.add_argument("--list", action="store_true", help="one line per photo: truth, reading, seconds")
     parser.add_argument("--json", type=Path, default=None, help="write every photo's score here")
+    parser.add_argument("--perturb", choices=sorted(PERTURBATIONS), default=None,
+                        help="change every decoded photo this way before reading it (seconds then include it)")
     args = parser.parse_args()
     truth_file = args.folder / "truth.json"
     if not truth_file.is_file():
@@ -119,7 +179,8 @@ def main() -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     cv2.setNumThreads(1)  # seconds per photo on one core, as the issue's goal counts them
     pipeline = DigitPipeline(load_classifier(args.model, threads=1))
-    scores = [score_photo(entry, args.folder, pipeline) for entry in json.loads(truth_file.read_text())]
+    perturb = PERTURBATIONS[args.perturb] if args.perturb else None
+    scores = [score_photo(entry, args.folder, pipeline, perturb) for entry in json.loads(truth_file.read_text())]
     if args.list:
         for s in scores:
             mark = "ok " if s.exact else f"{s.digit_errors:>3d}"

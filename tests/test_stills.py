@@ -70,6 +70,27 @@ def test_paper_and_ink_colours(pipeline, mnist_test, paper, ink):
     assert _read(pipeline, page) == "5830"
 
 
+def _under_a_lamp(page: np.ndarray, dimmest: float) -> np.ndarray:
+    """`page` lit from its top right corner, the light falling to `dimmest` of it at the far corner."""
+    rows, cols = page.shape[:2]
+    y, x = np.mgrid[0:rows, 0:cols]
+    light = 1 - (1 - dimmest) * np.hypot(y / rows, (cols - x) / cols) / np.sqrt(2)
+    return np.clip(page * light[..., None], 0, 255).astype(np.uint8)
+
+
+@needs_mnist
+@pytest.mark.parametrize("lit,paper,ink,background", [
+    (True, (228, 230, 232), (40, 35, 30), (60, 70, 80)),  # a page under a lamp: half of the photo is dark
+    (False, (45, 55, 45), (225, 225, 220), (30, 30, 30)),  # chalk on a board: its few strokes are the light
+    (False, (45, 55, 45), (225, 225, 220), (200, 200, 200)),  # a board on a light wall
+], ids=["page_under_a_lamp", "board", "board_on_a_light_wall"])
+def test_a_dark_still_is_read_in_the_polarity_that_finds_digits(pipeline, mnist_test, lit, paper, ink, background):
+    """Stills whose median is dark may be dark ink on dim paper or light writing on a dark ground."""
+    lines = ["31426", "27180"]
+    page = render_page([_digits(mnist_test, line) for line in lines], paper=paper, ink=ink, background=background)
+    assert _read(pipeline, _under_a_lamp(page, 0.15) if lit else page) == "\n".join(lines)
+
+
 def _ruled(page: np.ndarray, step: int, colour, vertical: bool) -> np.ndarray:
     """Notebook rules (and the columns of squared paper) drawn under the ink of a rendered page."""
     lined = page.copy()
