@@ -113,6 +113,22 @@ def _slanted(image):
                                borderMode=cv2.BORDER_REPLICATE)
 
 
+def _shadowed(image):
+    """A hard shadow (a lamp, a hand or a phone held over the page) over the lower left half, at half the light."""
+    rows, cols = image.shape[:2]
+    y, x = np.mgrid[0:rows, 0:cols]
+    across = ((x - cols / 2) * 0.6 - (y - rows / 2) * 0.8) / max(rows, cols)
+    light = 1 - 0.5 / (1 + np.exp(np.clip(across / 0.005, -50, 50)))  # a few pixels of penumbra
+    light = light[..., None] if image.ndim == 3 else light
+    return np.clip(image * light, 0, 255).astype(np.uint8)
+
+
+def _moved(image):
+    """Shaken sideways while the shutter was open: 9 px of horizontal motion per 1,000 px."""
+    length = max(3, round(9 * max(image.shape[:2]) / 1000))
+    return cv2.filter2D(image, -1, np.full((1, length), 1.0 / length, np.float32))
+
+
 def _warm(image):
     if image.ndim == 2:
         return image  # a grey camera sees no colour cast
@@ -122,7 +138,7 @@ def _warm(image):
 # name -> what it does to a decoded BGR photo: another camera, light or hand than the photo's own
 PERTURBATIONS = {"half": _scaled(0.5), "third": _scaled(0.35), "turned+6": _turned(6), "turned-6": _turned(-6),
                  "jpeg40": _jpeg(40), "darker": _gamma(1.8), "brighter": _gamma(0.55), "blurred": _blurred,
-                 "noisy": _noisy, "slanted": _slanted, "warm": _warm}
+                 "noisy": _noisy, "slanted": _slanted, "warm": _warm, "shadowed": _shadowed, "moved": _moved}
 
 
 def score_photo(entry: dict, folder: Path, pipeline: DigitPipeline, perturb=None) -> PhotoScore:
