@@ -184,6 +184,14 @@ class _Reading:
         return [box for reading, box in zip(self.readings, self.upright) if reading.confidence >= min_confidence]
 
 
+@dataclass(frozen=True, eq=False)
+class _Whole:
+    """A still read whole, as one digit's crop."""
+    mnist: np.ndarray  # what the model read
+    reading: DigitReading  # boxed on the still's ink
+    narrow_one: bool  # a box-normalised scan read as a sure 1 narrowed: one character, a 1 the scanner widened
+
+
 @dataclass
 class DigitPipeline:
     """The per-frame path with its state: the loaded model, the vote, and a batch buffer allocated once."""
@@ -345,7 +353,7 @@ class DigitPipeline:
         if not (tiny or (not look.regions and look.rejected)):
             return look
         whole = self._whole(frame, self.tiny_still_not_digit_bias if tiny else 0.0)
-        return look if whole is None else self._kept_whole(frame, look, *whole)
+        return look if whole is None else self._kept_whole(frame, look, whole)
 
     def _whole_if_surer(self, frame: np.ndarray, look: _Reading) -> _Reading:
         """A still read as one or two digits is read whole as well: detection may have found only a piece of a
@@ -354,19 +362,21 @@ class DigitPipeline:
         every digit it would replace: surer than only the less sure of two is not enough, since two digits
         stacked and touching can read as one sure digit (an "18" as a 9). A photo of one digit among clutter
         reads less surely whole than its region, so the region stays. Run after touching digits are cut apart,
-        so two digits written close together stay two."""
+        so two digits written close together stay two. A box-normalised scan whose narrowed reading is a sure 1 is
+        one character, whatever detection cut from it (a flagged 1 stretched to a square reads as a sure 7)."""
         if not 1 <= len(look.readings) <= WHOLE_READ_MAX_DIGITS or look.angle or look.whole:
             return look
         whole = self._whole(frame)
         if whole is None:
             return look
-        surer = whole[1].confidence > max(reading.confidence for reading in look.readings)
-        return self._kept_whole(frame, look, *whole) if surer and whole[1].confidence >= self.min_confidence else look
+        surer = whole.reading.confidence > max(reading.confidence for reading in look.readings)
+        kept = whole.narrow_one or (surer and whole.reading.confidence >= self.min_confidence)
+        return self._kept_whole(frame, look, whole) if kept else look
 
-    def _whole(self, frame: np.ndarray, not_digit_bias: float = 0.0) -> tuple[np.ndarray, DigitReading] | None:
-        """The whole still read as one digit's crop: (the model's input, the reading, boxed on the still's ink);
-        None when it holds no ink. Read on a grey copy shrunk to WHOLE_READ_SIZE: the model sees 20 px, and a
-        12 MP photo stays fast. A box-normalised scan the model is unsure of is read narrowed as well (BOX_NARROWED)."""
+    def _whole(self, frame: np.ndarray, not_digit_bias: float = 0.0) -> _Whole | None:
+        """The whole still read as one digit's crop; None when it holds no ink. Read on a grey copy shrunk to
+        WHOLE_READ_SIZE: the model sees 20 px, and a 12 MP photo stays fast. A box-normalised scan is read narrowed
+        as well (BOX_NARROWED), and that reading is kept when the whole was unsure or it is a sure 1."""
         frame = np.asarray(frame)
         if frame.ndim not in (2, 3) or frame.size == 0:
             return None
@@ -378,18 +388,22 @@ class DigitPipeline:
         box = _box_scaled(ink, small.shape, frame.shape)
         started = time.perf_counter()
         predicted = self._predict([mnist], not_digit_bias)[0]
+        narrow_one = False
         if _box_normalised(ink, small.shape):
             narrowed = to_mnist_input(_narrowed(small, BOX_NARROWED))
             again = None if narrowed is None else self._predict([narrowed], not_digit_bias)[0]
-            if again is not None and again.confidence >= BOX_NARROWED_MIN_CONFIDENCE and (
-                    predicted.confidence < BOX_NARROWED_MIN_CONFIDENCE or again.digit == NARROW_DIGIT):
-                mnist, predicted = narrowed, again
+            if again is not None and again.confidence >= BOX_NARROWED_MIN_CONFIDENCE:
+                narrow_one = again.digit == NARROW_DIGIT
+                if predicted.confidence < BOX_NARROWED_MIN_CONFIDENCE or narrow_one:
+                    mnist, predicted = narrowed, again
         self._classify_ms += (time.perf_counter() - started) * 1000
-        return mnist, DigitReading(predicted.digit, predicted.confidence, box, box, predicted.top3, predicted.not_digit)
+        reading = DigitReading(predicted.digit, predicted.confidence, box, box, predicted.top3, predicted.not_digit)
+        return _Whole(mnist, reading, narrow_one)
 
     @staticmethod
-    def _kept_whole(frame: np.ndarray, look: _Reading, mnist: np.ndarray, reading: DigitReading) -> _Reading:
+    def _kept_whole(frame: np.ndarray, look: _Reading, whole: _Whole) -> _Reading:
         """`look` replaced by the whole still's reading; the regions it replaces are listed as refused, with why."""
+        mnist, reading = whole.mnist, whole.reading
         box = reading.box
         region = DigitRegion(box, to_grayscale(np.asarray(frame)[box.y:box.y + box.h, box.x:box.x + box.w]))
         replaced = [Rejected(r.ink, READ_WHOLE_INSTEAD) for r in look.readings]
