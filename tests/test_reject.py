@@ -313,11 +313,11 @@ def test_shipped_model_on_other_writers_scans(mnist_test):
 
     writers = heldout.other_writers()
     probabilities = load_classifier(MODELS / "cnn_int8.tflite").probabilities(writers.images)
-    assert (probabilities.argmax(axis=1) == writers.labels).mean() >= 0.89  # 91.26% (the previous release 88.09%)
-    assert (probabilities[:, :10].argmax(axis=1) == writers.labels).mean() >= 0.95  # 96.72% by the likeliest digit
+    assert (probabilities.argmax(axis=1) == writers.labels).mean() >= 0.89  # 92.60% (the previous release 91.26%)
+    assert (probabilities[:, :10].argmax(axis=1) == writers.labels).mean() >= 0.95  # 96.88% by the likeliest digit
     boxed = heldout.boxed_scans(mnist_test, 2000)
     read = load_classifier(MODELS / "cnn_int8.tflite").probabilities(boxed.images).argmax(axis=1)
-    assert (read == boxed.labels).mean() >= 0.945  # 95.45% (the previous release 94.90%)
+    assert (read == boxed.labels).mean() >= 0.945  # 95.45% (the previous release too)
     ones = heldout.long_flag_ones(mnist_test, 500)
     read = load_classifier(MODELS / "cnn_int8.tflite").probabilities(ones.images).argmax(axis=1)
-    assert (read == 1).mean() >= 0.97  # 99.00% (the previous release, trained on flags up to 0.38: 86.20%)
+    assert (read == 1).mean() >= 0.97  # 98.80% (the previous release 99.00%; the seed-3 release, flags up to 0.38: 86.20%)
