@@ -466,7 +466,7 @@ def test_real_photos_in_dim_light_are_not_read_inverted():
     entries = json.loads((REAL / "truth.json").read_text())
     [everything] = [row for row in summary_rows([score_photo(entry, REAL, pipeline, PERTURBATIONS["darker"])
                                                  for entry in entries]) if row["kind"] == "all"]
-    # measured 457 of 480 (as taken: 459); read inverted, 222
+    # measured 456 of 480 with the shipped model (as taken: 458), 457 with the previous one; read inverted, 222
     assert everything["digits_right"] >= 0.9 * everything["digits"], everything
 
 
