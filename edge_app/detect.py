@@ -682,7 +682,8 @@ def detect(frame: np.ndarray, config: DetectorConfig = LIVE) -> Detection:
     small, scale = _working_copy(gray, config.working_size)
     if config.either_polarity and may_be_light_on_dark(small):
         # The polarity whose reading finds more digits on paper wins (a dim page read inverted finds none).
-        inverted = _detect_dark_on_light(255 - gray, 255 - gray, 255 - small, scale, config)
+        inverted_gray = 255 - gray  # grey: the inverted frame's colours would mean nothing
+        inverted = _detect_dark_on_light(inverted_gray, inverted_gray, 255 - small, scale, config)
         as_given = _detect_dark_on_light(frame, gray, small, scale, config)
         return as_given if len(as_given.regions) > len(inverted.regions) else inverted
     return _detect_dark_on_light(frame, gray, small, scale, config)
