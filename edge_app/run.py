@@ -97,9 +97,10 @@ BOX_FILLED = 0.75
 BOX_NARROWED = 0.45
 BOX_NARROWED_MIN_CONFIDENCE = 0.9
 # The one narrow digit. A 1 with a long flag stretched to a square reads as a sure 7; narrowed, it reads as a sure 1
-# again, which a stretched 7 (or any other digit) narrowed does in well under 1% of scans (README, Photos). So a sure
-# narrowed 1 is kept even where the whole scan read surely.
+# again, which a stretched 7 narrowed does in a few scans in a hundred (README, Photos). So a sure narrowed 1 is kept
+# where the whole scan read as a sure 7, and only there: narrowed, a bold 2 or 0 is a bar too, and reads as a 1.
 NARROW_DIGIT = 1
+STRETCHED_NARROW_DIGIT = 7
 
 
 @dataclass(frozen=True)
@@ -393,8 +394,9 @@ class DigitPipeline:
             narrowed = to_mnist_input(_narrowed(small, BOX_NARROWED))
             again = None if narrowed is None else self._predict([narrowed], not_digit_bias)[0]
             if again is not None and again.confidence >= BOX_NARROWED_MIN_CONFIDENCE:
-                narrow_one = again.digit == NARROW_DIGIT
-                if predicted.confidence < BOX_NARROWED_MIN_CONFIDENCE or narrow_one:
+                whole_unsure = predicted.confidence < BOX_NARROWED_MIN_CONFIDENCE
+                narrow_one = again.digit == NARROW_DIGIT and (whole_unsure or predicted.digit == STRETCHED_NARROW_DIGIT)
+                if whole_unsure or narrow_one:
                     mnist, predicted = narrowed, again
         self._classify_ms += (time.perf_counter() - started) * 1000
         reading = DigitReading(predicted.digit, predicted.confidence, box, box, predicted.top3, predicted.not_digit)

@@ -8,7 +8,7 @@ Every image goes through `DigitPipeline.process` as `digits predict` (a still) o
 reads it. A reading is right when its text is the digit's label. Needs the MNIST test set.
 `--scans` adds what README quotes for box-normalised scans and files through `digits predict` (a few minutes):
 every MNIST test digit as a 16x16 box-normalised scan per class, 1s with a long flag, `boxed_scans`, MNIST test
-as 28x28 files and held-out non-digits as files.
+as 28x28 files, held-out non-digits as files, and other writers' digits (optdigits) as box-normalised scans.
 """
 from __future__ import annotations
 
@@ -72,6 +72,18 @@ def score_scans(pipeline: DigitPipeline, test) -> None:
     taken = sum(bool(pipeline.process(cv2.cvtColor(255 - image, cv2.COLOR_GRAY2BGR), still=True).text)
                 for image in others)
     print(f"held-out non-digits as 28x28 files taken for a digit: {taken} of {len(others)}")
+    if heldout.other_writers_box_normalised() is None:
+        return
+    print("other writers' digits as box-normalised 16x16 scans (optdigits), right per class (no margin / 2 px margin):")
+    cells = []
+    for margin in (0, 2):
+        scans, labels = heldout.other_writers_box_normalised(margin)
+        right = np.array([pipeline.process(cv2.cvtColor(scan, cv2.COLOR_GRAY2BGR), still=True).text == str(label)
+                          for scan, label in zip(scans, labels)])
+        cells.append((right.mean(), [right[labels == label].mean() for label in range(10)]))
+    print(f"  all ({len(labels)}): " + " / ".join(f"{100 * total:.2f}%" for total, _ in cells))
+    print("  " + ", ".join(f"{label}s {100 * cells[0][1][label]:.0f}/{100 * cells[1][1][label]:.0f}%"
+                           for label in range(10)))
 
 
 def main(argv: list[str] | None = None) -> int:

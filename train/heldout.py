@@ -147,6 +147,19 @@ def other_writers_scans() -> tuple[list[np.ndarray], np.ndarray] | None:
     return scans, optdigits.target.astype(np.int64)
 
 
+def other_writers_box_normalised(margin: int = 0) -> tuple[list[np.ndarray], np.ndarray] | None:
+    """The optdigits digits as box-normalised 16x16 scans (`boxed_scan` of the 8x8 counts scaled to 32x32): other
+    writers as Semeion's scanner gave them, the writers goal's hidden set; None without scikit-learn."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        return None
+    optdigits = load_digits()
+    written = [cv2.resize(np.clip(counts * 16.0, 0, 255).astype(np.uint8), (32, 32), interpolation=cv2.INTER_CUBIC)
+               for counts in optdigits.images]
+    return [boxed_scan(digit, margin) for digit in written], optdigits.target.astype(np.int64)
+
+
 def other_writers() -> LabelledSet | None:
     """The optdigits scans scaled up blocky, soft and sharp in turn, prepared by `to_mnist_input`; None without
     scikit-learn."""
