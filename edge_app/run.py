@@ -89,12 +89,12 @@ WHOLE_READ_SIZE = 256  # px: a still read whole is shrunk to this first (the mod
 # A box-normalising scan (Semeion's, many form readers') stretches each character's ink to fill a square, so a 1
 # becomes a slanted block the model refuses or reads unsurely. Ink that is square to within this share
 # (thresholding the stretched scan drops faint edge columns) and spans at least BOX_FILLED of the still one way
-# is taken for such a scan when the model reads it below BOX_NARROWED_MIN_CONFIDENCE; it is read again with its
-# width cut to BOX_NARROWED, and that reading is kept when it reaches the same confidence: narrow characters get
-# their shape back, and the model still decides (measured in README, Photos).
+# is taken for such a scan. It is read again at the aspect a handwritten digit has (BOX_RESTORED_ASPECT: the median
+# width / height of MNIST's training digits other than 1s, 0.80), the surer reading kept (stretched square, an
+# open 4 reads as a 6, a 9 as a 3); when that is below BOX_NARROWED_MIN_CONFIDENCE, it is read with its width cut
+# to BOX_NARROWED, kept when it reaches the same confidence: narrow characters get their shape back, and the model
+# still decides (measured in README, Photos).
 BOX_SQUARE_TOLERANCE = 0.25
-# Such a scan is also read at the aspect a handwritten digit has (the median width / height of MNIST's training
-# digits other than 1s: 0.80), and the surer reading kept: stretched square, an open 4 reads as a 6, a 9 as a 3.
 BOX_RESTORED_ASPECT = 0.8
 BOX_FILLED = 0.75
 BOX_NARROWED = 0.45

@@ -72,12 +72,12 @@ def score_scans(pipeline: DigitPipeline, test) -> None:
     taken = sum(bool(pipeline.process(cv2.cvtColor(255 - image, cv2.COLOR_GRAY2BGR), still=True).text)
                 for image in others)
     print(f"held-out non-digits as 28x28 files taken for a digit: {taken} of {len(others)}")
-    if heldout.other_writers_box_normalised() is None:
+    found = [heldout.other_writers_box_normalised(margin) for margin in (0, 2)]
+    if found[0] is None:
         return
     print("other writers' digits as box-normalised 16x16 scans (optdigits), right per class (no margin / 2 px margin):")
     cells = []
-    for margin in (0, 2):
-        scans, labels = heldout.other_writers_box_normalised(margin)
+    for scans, labels in found:
         right = np.array([pipeline.process(cv2.cvtColor(scan, cv2.COLOR_GRAY2BGR), still=True).text == str(label)
                           for scan, label in zip(scans, labels)])
         cells.append((right.mean(), [right[labels == label].mean() for label in range(10)]))
