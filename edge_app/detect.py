@@ -110,6 +110,9 @@ class DetectorConfig:
     either_polarity: bool = False
     # Bold strokes that the adaptive threshold hollows out are filled back in (`_with_hollow_strokes_filled`).
     fill_hollow_strokes: bool = True
+    # Near an edge of the light (a hard shadow across a photographed page), ink is thresholded on the
+    # light-normalised copy (`_ink_mask_across_light_edges`). Stills only: the live goals were measured without it.
+    light_edges: bool = False
 
     def __post_init__(self):
         for item in fields(self):
@@ -136,7 +139,7 @@ LIVE = DetectorConfig()
 STILL = DetectorConfig(working_size=1280, min_digit_share=0.02, max_digit_share=1.0, min_border_digit_share=0.6,
                        min_fill=0.025, min_speck_share=0.1, min_grey_contrast=16, min_grey_contrast_share=0.1,
                        max_white_gain=2.5, max_candidates=600, either_polarity=True,
-                       long_pale_lines=True, max_coloured_ink_paper_saturation=1.0)
+                       long_pale_lines=True, max_coloured_ink_paper_saturation=1.0, light_edges=True)
 
 
 def config_with(base: DetectorConfig, overrides: dict[str, str]) -> DetectorConfig:
@@ -280,6 +283,44 @@ def paper_level(small: np.ndarray, config: DetectorConfig = LIVE) -> np.ndarray:
     if factor == 1.0:
         return closed
     return cv2.max(cv2.resize(closed, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_LINEAR), small)
+
+
+# The paper level changing by more than this share between neighbouring pixels of its PAPER_WORKING_SIZE copy is
+# an edge of the light (a hard shadow, the page's edge on a table); a vignette or a lamp's gradient changes it by
+# well under 1%.
+LIGHT_EDGE_STEP = 0.08
+# Where the paper level is under this share of the brightest paper's (its 95th percentile), the light does not
+# explain the darkness: a dark object wider than the paper window, which the normalising would make paper.
+LIT_PAPER_SHARE = 0.25
+
+
+def _ink_mask_across_light_edges(small: np.ndarray, flat: np.ndarray, paper: np.ndarray,
+                                 config: DetectorConfig) -> np.ndarray:
+    """`ink_mask`, taken on the light-normalised copy `flat` within a threshold window of an edge of the light.
+
+    Across a hard shadow's edge (a hand, a phone, a lamp over the page) the shadowed side is darker than its
+    window's mean, so the grey copy's threshold takes a band along the edge for ink, which joins every stroke it
+    crosses. The paper level follows the edge, so in `flat` the edge is gone. Only there: elsewhere `flat` adds
+    nothing, and its paper texture is amplified where the light is dim. Paper lit less than LIT_PAPER_SHARE of the
+    brightest keeps the grey copy's threshold (the normalising would make a dark block's outline ink).
+    """
+    ink = ink_mask(small, config)
+    reduced, factor = _working_copy(paper, PAPER_WORKING_SIZE)
+    reduced = reduced.astype(np.float32)
+    brighter, darker = cv2.dilate(reduced, np.ones((3, 3), np.uint8)), cv2.erode(reduced, np.ones((3, 3), np.uint8))
+    edges = ((brighter - darker) > LIGHT_EDGE_STEP * np.maximum(brighter, 1.0)).astype(np.uint8)
+    if not edges.any():
+        return ink
+    window = _odd_share(small, config.block_share)
+    edges = cv2.resize(edges, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST)
+    near_edge = cv2.dilate(edges, np.ones((window, window), np.uint8)) > 0
+    lit = paper >= LIT_PAPER_SHARE * float(np.percentile(paper, 95))
+    # The paper level was found on a small copy and scaled up, so at a sharp edge it runs a few pixels into the
+    # shadow, which then looks like a thin dark line along the edge; the darkest level within that reach is the
+    # shadow's.
+    reach = 2 * int(np.ceil(factor)) + 1
+    under_edge = np.maximum(cv2.erode(paper, np.ones((reach, reach), np.uint8)), small)
+    return np.where(near_edge & lit, ink_mask(cv2.divide(small, np.maximum(under_edge, 1), scale=255), config), ink)
 
 
 # A hole in a blob of ink is the inside of a bold stroke, not paper, when on the light-normalised copy
@@ -696,7 +737,8 @@ def _detect_dark_on_light(frame: np.ndarray, gray: np.ndarray, small: np.ndarray
     nothing = Detection([], [])
     paper = paper_level(small, config)
     flat = cv2.divide(small, np.maximum(paper, 1), scale=255)
-    mask = _without_ruled_lines(ink_mask(small, config), flat, config)
+    ink = _ink_mask_across_light_edges(small, flat, paper, config) if config.light_edges else ink_mask(small, config)
+    mask = _without_ruled_lines(ink, flat, config)
     if config.fill_hollow_strokes:
         mask = _with_hollow_strokes_filled(mask, flat)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
