@@ -294,14 +294,14 @@ LIGHT_EDGE_STEP = 0.08
 LIT_PAPER_SHARE = 0.25
 
 
-def _ink_mask_across_light_edges(small: np.ndarray, flat: np.ndarray, paper: np.ndarray,
-                                 config: DetectorConfig) -> np.ndarray:
-    """`ink_mask`, taken on the light-normalised copy `flat` within a threshold window of an edge of the light.
+def _ink_mask_across_light_edges(small: np.ndarray, paper: np.ndarray, config: DetectorConfig) -> np.ndarray:
+    """`ink_mask`, taken on the light-normalised copy (`small` / `paper`) within a threshold window of an edge of
+    the light.
 
     Across a hard shadow's edge (a hand, a phone, a lamp over the page) the shadowed side is darker than its
     window's mean, so the grey copy's threshold takes a band along the edge for ink, which joins every stroke it
-    crosses. The paper level follows the edge, so in `flat` the edge is gone. Only there: elsewhere `flat` adds
-    nothing, and its paper texture is amplified where the light is dim. Paper lit less than LIT_PAPER_SHARE of the
+    crosses. The paper level follows the edge, so in the normalised copy the edge is gone. Only there: elsewhere
+    that copy adds nothing, and its paper texture is amplified where the light is dim. Paper lit less than LIT_PAPER_SHARE of the
     brightest keeps the grey copy's threshold (the normalising would make a dark block's outline ink).
     """
     ink = ink_mask(small, config)
@@ -737,7 +737,7 @@ def _detect_dark_on_light(frame: np.ndarray, gray: np.ndarray, small: np.ndarray
     nothing = Detection([], [])
     paper = paper_level(small, config)
     flat = cv2.divide(small, np.maximum(paper, 1), scale=255)
-    ink = _ink_mask_across_light_edges(small, flat, paper, config) if config.light_edges else ink_mask(small, config)
+    ink = _ink_mask_across_light_edges(small, paper, config) if config.light_edges else ink_mask(small, config)
     mask = _without_ruled_lines(ink, flat, config)
     if config.fill_hollow_strokes:
         mask = _with_hollow_strokes_filled(mask, flat)
