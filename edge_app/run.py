@@ -395,20 +395,28 @@ class DigitPipeline:
         predicted = self._predict([mnist], not_digit_bias)[0]
         narrow_one = False
         if _box_normalised(ink, small.shape):
-            restored = to_mnist_input(_narrowed(small, BOX_RESTORED_ASPECT))
-            again = None if restored is None else self._predict([restored], not_digit_bias)[0]
-            if again is not None and again.confidence > predicted.confidence:
-                mnist, predicted = restored, again
-            narrowed = to_mnist_input(_narrowed(small, BOX_NARROWED))
-            again = None if narrowed is None else self._predict([narrowed], not_digit_bias)[0]
-            if again is not None and again.confidence >= BOX_NARROWED_MIN_CONFIDENCE:
-                whole_unsure = predicted.confidence < BOX_NARROWED_MIN_CONFIDENCE
-                narrow_one = again.digit == NARROW_DIGIT and (whole_unsure or predicted.digit == STRETCHED_NARROW_DIGIT)
-                if whole_unsure or narrow_one:
-                    mnist, predicted = narrowed, again
+            mnist, predicted, narrow_one = self._box_normalised_reading(small, mnist, predicted, not_digit_bias)
         self._classify_ms += (time.perf_counter() - started) * 1000
         reading = DigitReading(predicted.digit, predicted.confidence, box, box, predicted.top3, predicted.not_digit)
         return _Whole(mnist, reading, narrow_one)
+
+    def _box_normalised_reading(self, small: np.ndarray, mnist: np.ndarray, predicted: Prediction,
+                                not_digit_bias: float) -> tuple[np.ndarray, Prediction, bool]:
+        """A box-normalised scan's reading: (model input, prediction, whether it is a sure narrowed 1 kept over a
+        sure 7), from the whole scan's (`mnist`, `predicted`), its reading at a digit's aspect and narrowed."""
+        restored = to_mnist_input(_narrowed(small, BOX_RESTORED_ASPECT))
+        restored_read = None if restored is None else self._predict([restored], not_digit_bias)[0]
+        if restored_read is not None and restored_read.confidence > predicted.confidence:
+            mnist, predicted = restored, restored_read
+        narrowed = to_mnist_input(_narrowed(small, BOX_NARROWED))
+        narrowed_read = None if narrowed is None else self._predict([narrowed], not_digit_bias)[0]
+        if narrowed_read is None or narrowed_read.confidence < BOX_NARROWED_MIN_CONFIDENCE:
+            return mnist, predicted, False
+        unsure = predicted.confidence < BOX_NARROWED_MIN_CONFIDENCE
+        narrow_one = narrowed_read.digit == NARROW_DIGIT and (unsure or predicted.digit == STRETCHED_NARROW_DIGIT)
+        if unsure or narrow_one:
+            return narrowed, narrowed_read, narrow_one
+        return mnist, predicted, False
 
     @staticmethod
     def _kept_whole(frame: np.ndarray, look: _Reading, whole: _Whole) -> _Reading:
