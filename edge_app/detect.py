@@ -301,8 +301,9 @@ def _ink_mask_across_light_edges(small: np.ndarray, paper: np.ndarray, config: D
     Across a hard shadow's edge (a hand, a phone, a lamp over the page) the shadowed side is darker than its
     window's mean, so the grey copy's threshold takes a band along the edge for ink, which joins every stroke it
     crosses. The paper level follows the edge, so in the normalised copy the edge is gone. Only there: elsewhere
-    that copy adds nothing, and its paper texture is amplified where the light is dim. Paper lit less than LIT_PAPER_SHARE of the
-    brightest keeps the grey copy's threshold (the normalising would make a dark block's outline ink).
+    that copy adds nothing, and its paper texture is amplified where the light is dim. Paper lit less than
+    LIT_PAPER_SHARE of the brightest keeps the grey copy's threshold (the normalising would make a dark block's
+    outline ink).
     """
     ink = ink_mask(small, config)
     reduced, factor = _working_copy(paper, PAPER_WORKING_SIZE)

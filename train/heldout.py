@@ -134,30 +134,37 @@ def real_crops(real_dir: str | Path | None = None) -> LabelledSet | None:
 OPTDIGITS_UPSCALINGS = (cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_CUBIC)
 
 
-def other_writers_scans() -> tuple[list[np.ndarray], np.ndarray] | None:
-    """The optdigits digits as 12x12 scans of dark ink on white with a 2 px margin, and their labels; None without
-    scikit-learn."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        return None
-    optdigits = load_digits()  # (1797, 8, 8) counts of inked pixels in 4x4 cells of a 32x32 scan: 0-16
-    scans = [cv2.copyMakeBorder(np.round(255.0 - counts * (255.0 / 16.0)).astype(np.uint8), 2, 2, 2, 2,
-                                cv2.BORDER_CONSTANT, value=255) for counts in optdigits.images]
-    return scans, optdigits.target.astype(np.int64)
-
-
-def other_writers_box_normalised(margin: int = 0) -> tuple[list[np.ndarray], np.ndarray] | None:
-    """The optdigits digits as box-normalised 16x16 scans (`boxed_scan` of the 8x8 counts scaled to 32x32): other
-    writers as Semeion's scanner gave them, the writers goal's hidden set; None without scikit-learn."""
+def _optdigits() -> tuple[np.ndarray, np.ndarray] | None:
+    """(1797, 8, 8) counts of inked pixels in 4x4 cells of a 32x32 scan (0-16) and the labels; None without
+    scikit-learn, which ships them."""
     try:
         from sklearn.datasets import load_digits
     except ImportError:
         return None
     optdigits = load_digits()
-    written = [cv2.resize(np.clip(counts * 16.0, 0, 255).astype(np.uint8), (32, 32), interpolation=cv2.INTER_CUBIC)
-               for counts in optdigits.images]
-    return [boxed_scan(digit, margin) for digit in written], optdigits.target.astype(np.int64)
+    return optdigits.images, optdigits.target.astype(np.int64)
+
+
+def other_writers_scans() -> tuple[list[np.ndarray], np.ndarray] | None:
+    """The optdigits digits as 12x12 scans of dark ink on white with a 2 px margin, and their labels; None without
+    scikit-learn."""
+    if (found := _optdigits()) is None:
+        return None
+    counts, labels = found
+    scans = [cv2.copyMakeBorder(np.round(255.0 - cells * (255.0 / 16.0)).astype(np.uint8), 2, 2, 2, 2,
+                                cv2.BORDER_CONSTANT, value=255) for cells in counts]
+    return scans, labels
+
+
+def other_writers_box_normalised(margin: int = 0) -> tuple[list[np.ndarray], np.ndarray] | None:
+    """The optdigits digits as box-normalised 16x16 scans (`boxed_scan` of the 8x8 counts scaled to 32x32): other
+    writers as Semeion's scanner gave them, the writers goal's hidden set; None without scikit-learn."""
+    if (found := _optdigits()) is None:
+        return None
+    counts, labels = found
+    written = [cv2.resize(np.clip(cells * 16.0, 0, 255).astype(np.uint8), (32, 32), interpolation=cv2.INTER_CUBIC)
+               for cells in counts]
+    return [boxed_scan(digit, margin) for digit in written], labels
 
 
 def other_writers() -> LabelledSet | None:
